@@ -1,0 +1,68 @@
+"""tasker: concurrent work on expensive, long-lived resources.
+
+A [`TaskManager`][tasker.TaskManager] runs tasks `fn(resource)` on workers that each own a
+resource (a connection, a client, a model), with a priority queue, health-checked retries and
+worker replacement, rate-based bursting, graceful `stop()` and immediate `kill()`, and
+bounded-memory metrics.
+"""
+
+from __future__ import annotations
+
+from tasker._task import RunningTask, TaskFuture, current_task
+from tasker.builder import TaskManagerBuilder
+from tasker.errors import (
+    CancelledError,
+    ManagerBrokenError,
+    ManagerClosedError,
+    ResourceCreationError,
+    RetriesExhaustedError,
+    TaskerError,
+)
+from tasker.events import Event
+from tasker.executors import Executor, ThreadExecutor, WorkerHandle
+from tasker.health import AlwaysHealthy, HealthChecker, UnhealthyOn
+from tasker.log import Logger, NullLogger, StdlibLogger
+from tasker.manager import TaskManager
+from tasker.metrics import InMemoryCollector, MetricsCollector, TaskInfo, TaskMetrics
+from tasker.scaling import FixedPolicy, RatePolicy, ScalingPolicy, ScalingSnapshot
+from tasker.sketch import QuantileSketch
+from tasker.stats import KillReport, ManagerState, TaskStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlwaysHealthy",
+    "CancelledError",
+    "Event",
+    "Executor",
+    "FixedPolicy",
+    "HealthChecker",
+    "InMemoryCollector",
+    "KillReport",
+    "Logger",
+    "ManagerBrokenError",
+    "ManagerClosedError",
+    "ManagerState",
+    "MetricsCollector",
+    "NullLogger",
+    "QuantileSketch",
+    "RatePolicy",
+    "ResourceCreationError",
+    "RetriesExhaustedError",
+    "RunningTask",
+    "ScalingPolicy",
+    "ScalingSnapshot",
+    "StdlibLogger",
+    "TaskFuture",
+    "TaskInfo",
+    "TaskManager",
+    "TaskManagerBuilder",
+    "TaskMetrics",
+    "TaskStats",
+    "TaskerError",
+    "ThreadExecutor",
+    "UnhealthyOn",
+    "WorkerHandle",
+    "__version__",
+    "current_task",
+]

@@ -1,0 +1,86 @@
+"""A lean condition variable for task futures.
+
+`threading.Condition` allocates a reentrant lock, a deque and five bound methods per instance;
+with one condition per task that dominated both the per-task cost and the garbage collector's
+work. This one holds a plain lock and, only while someone waits, a list of waiter locks. It
+offers exactly what `concurrent.futures` uses: the context manager, `acquire`/`release`,
+`wait`, `notify` and `notify_all`. It is not reentrant, which `Future` never needs.
+"""
+
+from __future__ import annotations
+
+from _thread import allocate_lock
+from contextlib import suppress
+from types import TracebackType
+from typing import Any
+
+__all__ = ["FutureCondition"]
+
+
+class FutureCondition:
+    """A non-reentrant condition variable with lazily allocated waiter bookkeeping."""
+
+    __slots__ = ("_lock", "_waiters")
+
+    def __init__(self) -> None:
+        self._lock = allocate_lock()
+        self._waiters: list[Any] | None = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the underlying lock."""
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        """Release the underlying lock."""
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Release the lock, wait for a notification or `timeout`, re-acquire; `True` if woken."""
+        waiter = allocate_lock()
+        waiter.acquire()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        self._lock.release()
+        woken = False
+        try:
+            if timeout is None:
+                woken = waiter.acquire()
+            elif timeout > 0:
+                woken = waiter.acquire(True, timeout)
+            else:
+                woken = waiter.acquire(False)
+            return woken
+        finally:
+            self._lock.acquire()
+            if not woken and self._waiters is not None:
+                # ValueError: notified between the timeout and re-acquiring the lock
+                with suppress(ValueError):
+                    self._waiters.remove(waiter)
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to `n` waiters (the caller holds the lock)."""
+        waiters = self._waiters
+        if waiters:
+            for waiter in waiters[:n]:
+                waiter.release()
+            del waiters[:n]
+
+    def notify_all(self) -> None:
+        """Wake every waiter (the caller holds the lock)."""
+        waiters = self._waiters
+        if waiters:
+            self._waiters = None
+            for waiter in waiters:
+                waiter.release()

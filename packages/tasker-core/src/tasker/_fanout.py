@@ -1,0 +1,70 @@
+"""Sends every metrics event to the user's collectors, isolating their failures."""
+
+from __future__ import annotations
+
+import logging
+
+from tasker.events import Event
+from tasker.log import Logger
+from tasker.metrics import MetricsCollector, TaskInfo
+
+__all__ = ["CollectorFanout"]
+
+
+class CollectorFanout:
+    """A `MetricsCollector` that forwards to several; a collector that raises is logged."""
+
+    __slots__ = ("_logger", "_others")
+
+    def __init__(self, others: tuple[MetricsCollector, ...], logger: Logger) -> None:
+        self._others = others
+        self._logger = logger
+
+    def _failed(self, collector: MetricsCollector, method: str, error: Exception) -> None:
+        self._logger.log(
+            logging.ERROR,
+            Event.COLLECTOR_FAILED,
+            collector=type(collector).__name__,
+            method=method,
+            error=error,
+        )
+
+    def record_arrival(self, task: TaskInfo) -> None:
+        """Forward to every collector."""
+        for c in self._others:
+            try:
+                c.record_arrival(task)
+            except Exception as error:
+                self._failed(c, "record_arrival", error)
+
+    def record_start(self, task: TaskInfo, wait_time: float) -> None:
+        """Forward to every collector."""
+        for c in self._others:
+            try:
+                c.record_start(task, wait_time)
+            except Exception as error:
+                self._failed(c, "record_start", error)
+
+    def record_completion(self, task: TaskInfo, execution_time: float) -> None:
+        """Forward to every collector."""
+        for c in self._others:
+            try:
+                c.record_completion(task, execution_time)
+            except Exception as error:
+                self._failed(c, "record_completion", error)
+
+    def record_failure(self, task: TaskInfo, execution_time: float, error: BaseException) -> None:
+        """Forward to every collector."""
+        for c in self._others:
+            try:
+                c.record_failure(task, execution_time, error)
+            except Exception as failure:
+                self._failed(c, "record_failure", failure)
+
+    def record_retry(self, task: TaskInfo, error: BaseException) -> None:
+        """Forward to every collector."""
+        for c in self._others:
+            try:
+                c.record_retry(task, error)
+            except Exception as failure:
+                self._failed(c, "record_retry", failure)

@@ -1,0 +1,73 @@
+"""What happens after a task attempt raised: the one decision every executor shares."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from tasker.errors import RetriesExhaustedError
+from tasker.events import Event
+from tasker.health import HealthChecker
+from tasker.log import Logger
+from tasker.metrics import TaskInfo
+
+__all__ = ["FailureDecision", "decide_failure"]
+
+
+@dataclass(frozen=True, slots=True)
+class FailureDecision:
+    """The verdict on a failed attempt.
+
+    Attributes:
+        replace_worker: the worker's resource is unhealthy: destroy it and start afresh.
+        retry: queue the task again (only when `error` is `None`).
+        error: what the caller gets when the task is not retried.
+    """
+
+    replace_worker: bool
+    retry: bool
+    error: BaseException | None
+
+
+def decide_failure(
+    task: TaskInfo,
+    error: BaseException,
+    *,
+    health_check: HealthChecker,
+    max_retries: int,
+    logger: Logger,
+) -> FailureDecision:
+    """Decide between "the task's own failure", "retry on a fresh worker" and "give up".
+
+    - healthy (per `health_check`): the caller gets `error` unchanged, the worker stays;
+    - unhealthy, a once-task: the caller gets `error`, the worker is replaced, no retry;
+    - unhealthy, attempts left: the worker is replaced and the task retried;
+    - unhealthy, no attempts left: the caller gets `RetriesExhaustedError` chaining `error`.
+
+    A health check that raises is logged and its verdict taken as "healthy", so a broken check
+    can neither lose the task nor churn the workers.
+    """
+    try:
+        healthy = bool(health_check(error))
+    except Exception as check_error:
+        logger.log(
+            logging.ERROR,
+            Event.HEALTH_CHECK_FAILED,
+            task_id=task.task_id,
+            error=check_error,
+            task_error=error,
+        )
+        healthy = True
+    if healthy:
+        return FailureDecision(replace_worker=False, retry=False, error=error)
+    if task.once:
+        return FailureDecision(replace_worker=True, retry=False, error=error)
+    if task.attempt <= max_retries:
+        return FailureDecision(replace_worker=True, retry=True, error=None)
+    exhausted = RetriesExhaustedError(
+        f"task {task.task_id} failed on an unhealthy worker {task.attempt} times "
+        f"(max_retries={max_retries}): {error!r}",
+        attempts=task.attempt,
+    )
+    exhausted.__cause__ = error
+    return FailureDecision(replace_worker=True, retry=False, error=exhausted)

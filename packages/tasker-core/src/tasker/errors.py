@@ -1,0 +1,56 @@
+"""Exceptions raised by tasker.
+
+Every tasker error derives from [`TaskerError`][tasker.errors.TaskerError]. The errors a caller
+meets when the manager refuses work are also `RuntimeError`s, as the standard library's
+executors use.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import CancelledError
+
+__all__ = [
+    "CancelledError",
+    "ManagerBrokenError",
+    "ManagerClosedError",
+    "ResourceCreationError",
+    "RetriesExhaustedError",
+    "TaskerError",
+]
+
+
+class TaskerError(Exception):
+    """Base class of every error tasker raises itself."""
+
+
+class ManagerClosedError(TaskerError, RuntimeError):
+    """The manager was stopped or killed: it accepts no new work."""
+
+
+class ManagerBrokenError(TaskerError, RuntimeError):
+    """No worker could be kept alive: `on_create` kept failing for longer than allowed.
+
+    The last creation failure is chained as `__cause__`. The manager recovers by itself as soon
+    as a worker manages to create its resource again.
+    """
+
+
+class ResourceCreationError(TaskerError):
+    """`on_create` failed where the failure cannot be retried (building the manager, `run_task`).
+
+    The exception raised by `on_create` is chained as `__cause__`.
+    """
+
+
+class RetriesExhaustedError(TaskerError):
+    """A task failed on an unhealthy worker on every attempt it was allowed.
+
+    The last attempt's exception is chained as `__cause__`.
+
+    Attributes:
+        attempts: how many times the task ran (1 + the retries allowed).
+    """
+
+    def __init__(self, message: str, *, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts

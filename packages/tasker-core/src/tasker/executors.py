@@ -1,0 +1,88 @@
+"""Executors: what a worker runs on.
+
+The manager's decisions (queues, retries, health, scaling, metrics) do not depend on the
+executor; an executor only starts the workers' loops. The thread executor runs each worker on
+its own OS thread, which suits blocking resources (database drivers, SDK clients).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Executor", "ThreadExecutor", "WorkerHandle", "executor_names", "resolve_executor"]
+
+
+@runtime_checkable
+class WorkerHandle(Protocol):
+    """**Protocol**: a started worker, as the manager sees it."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the worker's loop has returned, or `timeout` seconds have passed."""
+
+    def is_alive(self) -> bool:
+        """Whether the worker's loop is still running."""
+        ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """**Protocol**: starts worker loops.
+
+    `start_worker` must run `target` concurrently with the caller and return at once.
+    """
+
+    @property
+    def name(self) -> str:
+        """The executor's registered name."""
+        ...
+
+    def start_worker(self, target: Callable[[], None], *, name: str) -> WorkerHandle:
+        """Start running `target` and return a handle to join it."""
+        ...
+
+
+class ThreadExecutor:
+    """Runs every worker on its own daemon thread, named after the manager and the worker."""
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        """`"thread"`."""
+        return "thread"
+
+    def start_worker(self, target: Callable[[], None], *, name: str) -> WorkerHandle:
+        """Start a daemon thread running `target`."""
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def __repr__(self) -> str:
+        return "ThreadExecutor()"
+
+
+_EXECUTORS: dict[str, Callable[[], Executor]] = {"thread": ThreadExecutor}
+
+
+def executor_names() -> list[str]:
+    """The registered executor names, sorted."""
+    return sorted(_EXECUTORS)
+
+
+def resolve_executor(executor: Executor | str) -> Executor:
+    """Return `executor` itself, or a new instance of the executor registered under that name."""
+    if isinstance(executor, str):
+        try:
+            return _EXECUTORS[executor]()
+        except KeyError:
+            known = ", ".join(repr(n) for n in executor_names())
+            raise ValueError(
+                f"executor: unknown executor {executor!r}; known executors: {known}"
+            ) from None
+    if not isinstance(executor, Executor):
+        raise TypeError(
+            f"executor must be a registered name or an Executor, got {type(executor).__name__}"
+        )
+    return executor

@@ -1,0 +1,211 @@
+"""`TaskManager`: the public face of a worker pool whose workers own long-lived resources."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from concurrent.futures import Future
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from tasker._core import Core
+from tasker.metrics import TaskMetrics
+from tasker.stats import KillReport, ManagerState, TaskStats
+
+if TYPE_CHECKING:
+    from tasker.builder import TaskManagerBuilder
+
+__all__ = ["TaskManager"]
+
+R = TypeVar("R")
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+class TaskManager(Generic[R]):
+    """Runs tasks `fn(resource)` on a pool of workers that each own a resource of type `R`.
+
+    Build one with [`TaskManager.builder()`][tasker.TaskManager.builder]. Every method is
+    thread-safe. A task submitted to the manager ends in exactly one outcome: its result, its
+    exception (or `RetriesExhaustedError`), or `CancelledError`.
+
+    Use it as a context manager to stop it gracefully on exit:
+
+    ```python
+    with TaskManager.builder().with_resource(connect, close).build() as manager:
+        rows = manager.queue_task(lambda conn: conn.execute("select 1"))
+    ```
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: Core[R]) -> None:
+        """Internal: use `TaskManager.builder()`."""
+        self._core = core
+
+    @staticmethod
+    def builder() -> TaskManagerBuilder[None]:
+        """Start configuring a manager; see [`TaskManagerBuilder`][tasker.TaskManagerBuilder]."""
+        from tasker.builder import TaskManagerBuilder  # noqa: PLC0415 - avoid an import cycle
+
+        return TaskManagerBuilder()
+
+    @property
+    def name(self) -> str:
+        """The manager's name, as it appears in logs and thread names."""
+        return self._core.config.name
+
+    @property
+    def state(self) -> ManagerState:
+        """The lifecycle state: running, broken, stopping, stopped or killed."""
+        return self._core.state
+
+    # ---------------------------------------------------------------- queueing
+
+    def submit(
+        self, fn: Callable[[R], T], *, priority: bool = False, once: bool = False
+    ) -> Future[T]:
+        """Queue `fn(resource)` and return a future for its outcome.
+
+        Args:
+            fn: the task; it receives the worker's resource.
+            priority: queue it ahead of every normal task.
+            once: never run it twice, even when its worker turns unhealthy.
+
+        Raises:
+            ManagerClosedError: the manager was stopped or killed.
+            ManagerBrokenError: no worker could be kept alive (see `with_backoff`).
+        """
+        return self._core.submit(fn, priority=priority, once=once)
+
+    def queue_task(self, fn: Callable[[R], T]) -> T:
+        """Queue `fn(resource)`, wait for it, and return its result or raise its exception.
+
+        An unhealthy failure is retried on a fresh worker up to `max_retries` times, after which
+        `RetriesExhaustedError` is raised. Interrupting the wait cancels the task if it has not
+        started yet.
+        """
+        return _wait(self._core.submit(fn, priority=False, once=False))
+
+    def queue_task_with_priority(self, fn: Callable[[R], T]) -> T:
+        """Like `queue_task`, ahead of every normal task."""
+        return _wait(self._core.submit(fn, priority=True, once=False))
+
+    def queue_task_once(self, fn: Callable[[R], T]) -> T:
+        """Like `queue_task`, but never run twice: an unhealthy failure is raised, not retried."""
+        return _wait(self._core.submit(fn, priority=False, once=True))
+
+    def queue_task_with_priority_once(self, fn: Callable[[R], T]) -> T:
+        """Priority and at-most-once together."""
+        return _wait(self._core.submit(fn, priority=True, once=True))
+
+    def run_task(self, fn: Callable[[R], T], *, once: bool = False) -> T:
+        """Run `fn(resource)` now, in the calling thread, bypassing the queues.
+
+        The resource comes from the pool (`with_resource_pool`) or, when every pooled resource is
+        busy, is created for this call and destroyed right after. Unhealthy failures are retried
+        on a fresh resource like queued tasks.
+
+        Raises:
+            ResourceCreationError: `on_create` failed for the resource this call needed.
+        """
+        return self._core.run_task(fn, once=once)
+
+    def as_executor(self) -> concurrent.futures.Executor:
+        """A `concurrent.futures.Executor` view: `submit(fn, *args, **kwargs)`, `map`, `shutdown`.
+
+        Functions run on the workers without receiving the resource; inside them
+        `tasker.current_task().resource` gives it. `shutdown()` stops the manager.
+        """
+        return _ExecutorView(self)
+
+    # ------------------------------------------------------------- observing
+
+    def stats(self) -> TaskStats:
+        """A live snapshot of workers, queues and the resource pool."""
+        return self._core.stats()
+
+    def metrics(self) -> TaskMetrics:
+        """Task performance: durations with percentiles, recent rates, totals, success rate."""
+        return self._core.metrics()
+
+    # --------------------------------------------------------------- shutdown
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop gracefully: refuse new work, finish every queued task, destroy every resource.
+
+        Returns `True` once every worker thread has exited and every resource is destroyed,
+        `False` if `timeout` seconds passed first (the shutdown then goes on in the background;
+        call `stop()` or `join()` again to wait more, or `kill()` to cut it short). Called from
+        inside one of this manager's tasks or callbacks, it starts the shutdown and returns
+        `False` without waiting (the calling task is part of what must finish). After `kill()`
+        it does not wait either: use `join()`.
+        """
+        core = self._core
+        core.begin_stop()
+        if core.killed or core.in_own_thread():
+            return core.join(0)
+        return core.join(timeout)
+
+    def kill(self) -> KillReport:
+        """Stop now: refuse new work, cancel queued tasks, abandon running ones.
+
+        Queued tasks' callers get `CancelledError`; so do the callers of running tasks,
+        immediately. Running tasks see `current_task().cancelled` become `True`; when each
+        returns, its worker destroys its resource and exits. Pooled resources are destroyed
+        now. Returns at once, without waiting for running tasks; `join()` waits for them.
+        """
+        return self._core.kill()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for a stop or kill to finish; `True` once every worker has exited."""
+        return self._core.join(timeout)
+
+    def __enter__(self) -> TaskManager[R]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        s = self._core.stats()
+        return (
+            f"<TaskManager {self.name!r} {s.state} workers={s.active_workers} "
+            f"queued={s.queued_tasks + s.priority_tasks}>"
+        )
+
+
+def _wait(future: Future[T]) -> T:
+    try:
+        return future.result()
+    except BaseException:
+        if not future.done():  # the wait itself was interrupted, not the task
+            future.cancel()
+        raise
+
+
+class _ExecutorView(concurrent.futures.Executor):
+    """`concurrent.futures.Executor` over a manager (see `TaskManager.as_executor`)."""
+
+    def __init__(self, manager: TaskManager[Any]) -> None:
+        self._manager = manager
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        return self._manager.submit(lambda _resource: fn(*args, **kwargs))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        core = self._manager._core
+        if cancel_futures:
+            core.begin_stop()
+            for task in core.queue.drain():
+                task.abandon("the executor was shut down with cancel_futures=True")
+                core.task_done()
+        if wait:
+            self._manager.stop()
+        else:
+            core.begin_stop()
