@@ -1,0 +1,228 @@
+"""Futures: cancellation, callbacks, contextvars, and the standard-library interfaces."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import logging
+import threading
+
+import pytest
+
+from tasker import Event, TaskFuture, TaskManager, current_task
+from tests.core.test_health import EventLog
+from tests.helpers import Resource, Resources
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+def one_worker(resources: Resources, log: EventLog | None = None) -> TaskManager[Resource]:
+    builder = (
+        TaskManager.builder()
+        .with_resource(resources.create, resources.destroy)
+        .with_workers(1, max_workers=1)
+        .with_policy("fixed")
+    )
+    if log is not None:
+        builder = builder.with_logger(log)
+    return builder.build()
+
+
+class TestCancel:
+    def test_cancelling_a_queued_task_removes_it_at_once(self, resources: Resources) -> None:
+        ran: list[int] = []
+        with one_worker(resources) as manager:
+            started, gate = threading.Event(), threading.Event()
+            held = manager.submit(lambda r: (started.set(), gate.wait(10)))
+            assert started.wait(10)
+            doomed = manager.submit(lambda r: ran.append(1))
+            kept = manager.submit(lambda r: ran.append(2))
+            assert manager.stats().queued_tasks == 2
+            assert doomed.cancel()
+            assert doomed.cancelled()
+            assert manager.stats().queued_tasks == 1
+            gate.set()
+            kept.result(timeout=10)
+            held.result(timeout=10)
+        assert ran == [2]
+
+    def test_a_running_task_cannot_be_cancelled(self, resources: Resources) -> None:
+        with one_worker(resources) as manager:
+            started, gate = threading.Event(), threading.Event()
+            future = manager.submit(lambda r: (started.set(), gate.wait(10))[1])
+            assert started.wait(10)
+            assert not future.cancel()
+            gate.set()
+            assert future.result(timeout=10) is True
+
+    def test_cancelled_tasks_do_not_block_stop(self, resources: Resources) -> None:
+        manager = one_worker(resources)
+        gate = threading.Event()
+        manager.submit(lambda r: gate.wait(10))
+        for future in [manager.submit(lambda r: None) for _ in range(10)]:
+            future.cancel()
+        gate.set()
+        assert manager.stop(timeout=10)
+
+
+class TestCallbacks:
+    def test_a_raising_done_callback_is_logged_and_the_worker_keeps_going(
+        self, resources: Resources
+    ) -> None:
+        log = EventLog()
+        called = threading.Event()
+
+        def bad(_: concurrent.futures.Future[int]) -> None:
+            called.set()
+            raise RuntimeError("callback bug")
+
+        with one_worker(resources, log) as manager:
+            future = manager.submit(lambda r: 1)
+            future.add_done_callback(bad)
+            assert called.wait(10)
+            assert manager.queue_task(lambda r: 2) == 2
+            future.add_done_callback(bad)  # already done: runs now, still contained
+        failures = log.named(Event.CALLBACK_FAILED)
+        assert len(failures) == 2
+        assert isinstance(failures[0]["error"], RuntimeError)
+
+    def test_callbacks_run_once_with_the_future(self, resources: Resources) -> None:
+        seen: list[int] = []
+        with one_worker(resources) as manager:
+            future = manager.submit(lambda r: 7)
+            done = threading.Event()
+            future.add_done_callback(lambda f: (seen.append(f.result()), done.set()))
+            assert done.wait(10)
+        assert seen == [7]
+
+
+class TestContext:
+    def test_the_submitters_contextvars_are_visible_in_the_task(self, resources: Resources) -> None:
+        with one_worker(resources) as manager:
+            token = request_id.set("req-42")
+            try:
+                assert manager.queue_task(lambda r: request_id.get()) == "req-42"
+                assert manager.run_task(lambda r: request_id.get()) == "req-42"
+            finally:
+                request_id.reset(token)
+            assert manager.queue_task(lambda r: request_id.get()) == "-"
+
+    def test_a_task_cannot_change_the_submitters_context(self, resources: Resources) -> None:
+        with one_worker(resources) as manager:
+            manager.queue_task(lambda r: request_id.set("leak"))
+            assert request_id.get() == "-"
+
+    def test_current_task_describes_the_running_task(self, resources: Resources) -> None:
+        assert current_task() is None
+        with one_worker(resources) as manager:
+            info = manager.queue_task_with_priority_once(
+                lambda r: (lambda t: (t.task_id, t.attempt, t.priority, t.once, t.resource is r))(
+                    current_task()
+                )
+            )
+        task_id, attempt, priority, once, same_resource = info
+        assert task_id >= 1
+        assert (attempt, priority, once, same_resource) == (1, True, True, True)
+
+
+class TestStandardInterfaces:
+    def test_submit_returns_a_concurrent_future(self, resources: Resources) -> None:
+        with one_worker(resources) as manager:
+            futures = [manager.submit(lambda r, i=i: i * i) for i in range(10)]
+            assert all(isinstance(f, concurrent.futures.Future) for f in futures)
+            assert isinstance(futures[0], TaskFuture)
+            done, not_done = concurrent.futures.wait(futures, timeout=10)
+            assert not not_done
+            got = sorted(f.result() for f in concurrent.futures.as_completed(futures, timeout=10))
+            assert got == [i * i for i in range(10)]
+
+    def test_result_and_exception_time_out(self, resources: Resources) -> None:
+        with one_worker(resources) as manager:
+            gate = threading.Event()
+            future = manager.submit(lambda r: gate.wait(10))
+            with pytest.raises(TimeoutError):
+                future.result(timeout=0.01)
+            with pytest.raises(TimeoutError):
+                future.exception(timeout=0.01)
+            gate.set()
+            assert future.exception(timeout=10) is None
+
+    def test_many_threads_can_wait_on_one_future(self, resources: Resources) -> None:
+        with one_worker(resources) as manager:
+            gate = threading.Event()
+            future = manager.submit(lambda r: (gate.wait(10), "shared")[1])
+            results: list[str] = []
+            waiters = [threading.Thread(target=lambda: results.append(future.result(10)))]
+            waiters *= 1
+            waiters += [
+                threading.Thread(target=lambda: results.append(future.result(10))) for _ in range(7)
+            ]
+            for t in waiters:
+                t.start()
+            gate.set()
+            for t in waiters:
+                t.join(10)
+            assert results == ["shared"] * 8
+
+    def test_asyncio_can_await_a_task(self, resources: Resources) -> None:
+        with one_worker(resources) as manager:
+
+            async def main() -> int:
+                return await asyncio.wrap_future(manager.submit(lambda r: 5))
+
+            assert asyncio.run(main()) == 5
+
+    def test_task_future_has_every_attribute_of_a_future(self) -> None:
+        plain: concurrent.futures.Future[int] = concurrent.futures.Future()
+        assert set(vars(plain)) <= set(TaskFuture.__slots__)
+
+    def test_as_executor_is_a_drop_in_executor(self, resources: Resources) -> None:
+        manager = one_worker(resources)
+        with manager.as_executor() as executor:
+            assert executor.submit(pow, 2, 10).result(timeout=10) == 1024
+            assert list(executor.map(abs, [-1, -2, 3])) == [1, 2, 3]
+            rid = executor.submit(lambda: current_task().resource.rid).result(timeout=10)  # type: ignore[union-attr]
+            assert rid == resources.created[-1].rid
+        assert manager.state.value == "stopped"
+
+    def test_executor_shutdown_can_cancel_pending_futures(self, resources: Resources) -> None:
+        manager = one_worker(resources)
+        executor = manager.as_executor()
+        started, gate = threading.Event(), threading.Event()
+        held = executor.submit(lambda: (started.set(), gate.wait(10))[1])
+        assert started.wait(10)
+        pending = [executor.submit(abs, -1) for _ in range(5)]
+        stopper = threading.Thread(target=lambda: executor.shutdown(wait=True, cancel_futures=True))
+        stopper.start()
+        gate.set()
+        stopper.join(10)
+        assert held.result() is True
+        assert all(f.cancelled() for f in pending)
+
+    def test_interrupting_queue_task_cancels_the_queued_task(
+        self, resources: Resources, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.CRITICAL)
+        with one_worker(resources) as manager:
+            gate = threading.Event()
+            started = threading.Event()
+            manager.submit(lambda r: (started.set(), gate.wait(10)))
+            assert started.wait(10)
+            ran: list[int] = []
+            original = concurrent.futures.Future.result
+
+            def interrupted(
+                self: concurrent.futures.Future[object], timeout: float | None = None
+            ) -> object:
+                raise KeyboardInterrupt
+
+            concurrent.futures.Future.result = interrupted  # type: ignore[method-assign]
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    manager.queue_task(lambda r: ran.append(1))
+            finally:
+                concurrent.futures.Future.result = original  # type: ignore[method-assign]
+            assert manager.stats().queued_tasks == 0
+            gate.set()
+        assert ran == []
