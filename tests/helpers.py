@@ -6,7 +6,9 @@ import itertools
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -80,3 +82,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float
             return True
         time.sleep(step)
     return predicate()
+
+
+def settle(*futures: Future[Any], timeout: float = 10.0) -> None:
+    """Wait for every future's result (raising the first exception met)."""
+    for future in futures:
+        future.result(timeout=timeout)

@@ -134,7 +134,7 @@ class TestValidation:
             TaskManager.builder().with_health_check(True)  # type: ignore[arg-type]
 
     def test_unknown_policy_lists_the_known_ones(self) -> None:
-        with pytest.raises(ValueError, match="unknown policy 'fast'.*'fixed', 'rate'"):
+        with pytest.raises(ValueError, match=r"unknown policy 'fast'.*'fixed', 'rate'"):
             TaskManager.builder().with_policy("fast")
 
     def test_policy_options_are_validated(self) -> None:
@@ -150,7 +150,7 @@ class TestValidation:
             assert manager.queue_task(lambda r: 1) == 1
 
     def test_unknown_executor(self) -> None:
-        with pytest.raises(ValueError, match="unknown executor 'fibers'.*'thread'"):
+        with pytest.raises(ValueError, match=r"unknown executor 'fibers'.*'thread'"):
             TaskManager.builder().with_executor("fibers")
 
     def test_bad_logger(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import logging
 import threading
 
@@ -13,6 +14,11 @@ import pytest
 from tasker import Event, TaskFuture, TaskManager, current_task
 from tests.core.test_health import EventLog
 from tests.helpers import Resource, Resources
+
+
+def square(i: int, _resource: object) -> int:
+    return i * i
+
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -116,11 +122,19 @@ class TestContext:
     def test_current_task_describes_the_running_task(self, resources: Resources) -> None:
         assert current_task() is None
         with one_worker(resources) as manager:
-            info = manager.queue_task_with_priority_once(
-                lambda r: (lambda t: (t.task_id, t.attempt, t.priority, t.once, t.resource is r))(
-                    current_task()
+
+            def describe(resource: Resource) -> tuple[int, int, bool, bool, bool]:
+                task = current_task()
+                assert task is not None
+                return (
+                    task.task_id,
+                    task.attempt,
+                    task.priority,
+                    task.once,
+                    task.resource is resource,
                 )
-            )
+
+            info = manager.queue_task_with_priority_once(describe)
         task_id, attempt, priority, once, same_resource = info
         assert task_id >= 1
         assert (attempt, priority, once, same_resource) == (1, True, True, True)
@@ -129,10 +143,10 @@ class TestContext:
 class TestStandardInterfaces:
     def test_submit_returns_a_concurrent_future(self, resources: Resources) -> None:
         with one_worker(resources) as manager:
-            futures = [manager.submit(lambda r, i=i: i * i) for i in range(10)]
+            futures = [manager.submit(functools.partial(square, i)) for i in range(10)]
             assert all(isinstance(f, concurrent.futures.Future) for f in futures)
             assert isinstance(futures[0], TaskFuture)
-            done, not_done = concurrent.futures.wait(futures, timeout=10)
+            _, not_done = concurrent.futures.wait(futures, timeout=10)
             assert not not_done
             got = sorted(f.result() for f in concurrent.futures.as_completed(futures, timeout=10))
             assert got == [i * i for i in range(10)]
@@ -217,7 +231,7 @@ class TestStandardInterfaces:
             ) -> object:
                 raise KeyboardInterrupt
 
-            concurrent.futures.Future.result = interrupted  # type: ignore[method-assign]
+            concurrent.futures.Future.result = interrupted  # type: ignore[method-assign,assignment]
             try:
                 with pytest.raises(KeyboardInterrupt):
                     manager.queue_task(lambda r: ran.append(1))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,10 @@ from tasker import (
     UnhealthyOn,
 )
 from tests.helpers import Resource, Resources, wait_until
+
+
+def missing_key() -> None:
+    raise KeyError("missing")
 
 
 class EventLog:
@@ -164,7 +170,7 @@ class TestUnhealthyFailures:
             with pytest.raises(RetriesExhaustedError):
                 manager.queue_task(lambda r: (_ for _ in ()).throw(Stale()))
             with pytest.raises(KeyError):
-                manager.queue_task(lambda r: {}["missing"])
+                manager.queue_task(lambda r: missing_key())
 
     def test_a_health_check_that_raises_is_logged_and_the_error_delivered(
         self, resources: Resources
@@ -182,7 +188,7 @@ class TestUnhealthyFailures:
             .build()
         )
         with manager, pytest.raises(KeyError):
-            manager.queue_task(lambda r: {}["missing"])
+            manager.queue_task(lambda r: missing_key())
         assert log.named(Event.HEALTH_CHECK_FAILED)
         assert len(resources.created) == 2  # worker + pool, nothing replaced
 
@@ -224,7 +230,7 @@ class TestCreationFailures:
                 gate.wait(10)
                 raise ConnectionError("reset")
 
-            first = manager.submit(poison)
+            first: Future[Any] = manager.submit(poison)
             queued = [manager.submit(lambda r: r.rid) for _ in range(3)]
             gate.set()
             for future in [first, *queued]:

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from tasker import TaskManager, UnhealthyOn, current_task
-from tests.helpers import Resource, Resources
+from tests.helpers import Resource, Resources, settle
 
 
 def single_worker(resources: Resources, **options: Any) -> TaskManager[Resource]:
@@ -56,8 +56,7 @@ class TestPriority:
             assert manager.stats().queued_tasks == 3
             assert manager.stats().priority_tasks == 3
             release.set()
-            for f in [held, *futures]:
-                f.result(timeout=10)
+            settle(held, *futures)
         assert order == ["p0", "p1", "p2", "n0", "n1", "n2"]
 
     def test_queue_task_with_priority_overtakes_a_backlog(self, resources: Resources) -> None:
@@ -76,8 +75,7 @@ class TestPriority:
                 caller.join(0.001)
             release.set()
             caller.join(10)
-            for f in [held, *backlog]:
-                f.result(timeout=10)
+            settle(held, *backlog)
         assert result == ["urgent"]
         assert order[0] == "urgent"
 
@@ -87,8 +85,7 @@ class TestPriority:
             release, held = blocker(manager)
             futures = [manager.submit(recorder(order, str(i))) for i in range(20)]
             release.set()
-            for f in [held, *futures]:
-                f.result(timeout=10)
+            settle(held, *futures)
         assert order == [str(i) for i in range(20)]
 
 
@@ -110,8 +107,7 @@ class TestRetryOrder:
             rest = [manager.submit(recorder(order, f"n{i}")) for i in range(3)]
             release.set()
             assert first.result(timeout=10) == "ok"
-            for f in [held, *rest]:
-                f.result(timeout=10)
+            settle(held, *rest)
         assert order == ["flaky#1", "flaky#2", "n0", "n1", "n2"]
 
     def test_a_retried_normal_task_does_not_jump_priority_work(self, resources: Resources) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -29,6 +30,10 @@ def manager_for(resources: Resources, workers: int = 2, pool: int = 1) -> TaskMa
     )
 
 
+def identity(value: int, _resource: object) -> int:
+    return value
+
+
 def worker_threads(manager: TaskManager[Any]) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(f"{manager.name}-")]
 
@@ -40,8 +45,8 @@ class TestStop:
         manager = manager_for(resources, workers=1)
         gate = threading.Event()
         first = manager.submit(lambda r: gate.wait(10))
-        normal = [manager.submit(lambda r, i=i: i) for i in range(20)]
-        urgent = [manager.submit(lambda r, i=i: -i, priority=True) for i in range(5)]
+        normal = [manager.submit(functools.partial(identity, i)) for i in range(20)]
+        urgent = [manager.submit(functools.partial(identity, -i), priority=True) for i in range(5)]
         stopper = threading.Thread(target=manager.stop)
         stopper.start()
         with pytest.raises(ManagerClosedError):
