@@ -1,0 +1,212 @@
+"""Metrics: bounded memory, percentiles within 1 %, rates over a recent window."""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tasker import InMemoryCollector, QuantileSketch, TaskManager
+from tasker.metrics import COMPLETED, FAILED, RETRIED
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Info:
+    task_id = 1
+    priority = False
+    once = False
+    attempt = 1
+
+
+def exact(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[math.floor(q * (len(ordered) - 1))]
+
+
+# hypothesis tests are module functions: pytest-repeat re-instantiates test classes
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(min_value=1e-6, max_value=1e3, allow_nan=False), min_size=1, max_size=2000),
+    st.sampled_from([0.0, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0]),
+)
+def test_quantiles_are_within_one_percent(values: list[float], q: float) -> None:
+    sketch = QuantileSketch(0.01)
+    for v in values:
+        sketch.add(v)
+    want = exact(values, q)
+    assert abs(sketch.quantile(q) - want) <= 0.01 * want + 1e-12
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32), st.sampled_from(["lognormal", "pareto"]))
+def test_heavy_tailed_distributions(seed: int, shape: str) -> None:
+    rng = random.Random(seed)
+    if shape == "lognormal":
+        values = [rng.lognormvariate(-7, 2) for _ in range(3000)]
+    else:
+        values = [1e-4 * rng.paretovariate(1.5) for _ in range(3000)]
+    sketch = QuantileSketch()
+    for v in values:
+        sketch.add(v)
+    for q, got in zip((0.5, 0.95, 0.99), sketch.quantiles((0.5, 0.95, 0.99)), strict=True):
+        want = exact(values, q)
+        assert abs(got - want) <= 0.01 * want
+
+
+class TestSketch:
+    def test_memory_does_not_grow_with_the_count(self) -> None:
+        sketch = QuantileSketch()
+        size = sketch.nbytes
+        for i in range(200_000):
+            sketch.add((i % 997 + 1) * 1e-5)
+        assert sketch.nbytes == size <= 32 * 1024
+        assert sys.getsizeof(sketch._counts) <= 32 * 1024
+
+    def test_empty_sketch_and_bad_quantiles(self) -> None:
+        sketch = QuantileSketch()
+        assert math.isnan(sketch.quantile(0.5))
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            sketch.quantile(1.5)
+
+    def test_merge(self) -> None:
+        a, b = QuantileSketch(), QuantileSketch()
+        for i in range(1, 101):
+            (a if i % 2 else b).add(i / 1000)
+        a.merge(b)
+        assert a.count == 100
+        assert abs(a.quantile(0.5) - 0.050) <= 0.01 * 0.050
+
+
+class TestCollector:
+    def test_totals_rates_and_success_rate(self) -> None:
+        clock = FakeClock()
+        c = InMemoryCollector(clock=clock)
+        for _ in range(10):
+            c.record_arrival(Info())
+        for _ in range(8):
+            c.record_attempt(0.001, 0.010, COMPLETED)
+        c.record_attempt(0.001, 0.020, RETRIED)
+        c.record_attempt(0.001, 0.030, FAILED)
+        clock.now += 0.5
+        m = c.metrics()
+        assert (m.total_tasks_arrived, m.total_tasks_completed) == (10, 8)
+        assert (m.total_tasks_failed, m.total_tasks_retried) == (1, 1)
+        assert m.success_rate == pytest.approx(8 / 9)
+        assert m.failure_rate == pytest.approx(1 / 9)
+        assert m.task_arrival_rate == pytest.approx(10 / 0.5)
+        assert m.min_execution_time == pytest.approx(0.010)
+        assert m.max_execution_time == pytest.approx(0.030)
+        assert m.p50_execution_time == pytest.approx(0.010, rel=0.01)
+
+    def test_rates_fall_to_zero_after_the_load_stops(self) -> None:
+        clock = FakeClock()
+        c = InMemoryCollector(window=1.0, clock=clock)
+        for _ in range(50):  # 10 s of steady load at 100 tasks/s, observed every 100 ms
+            for _ in range(10):
+                c.record_arrival(Info())
+                c.record_completion(Info(), 0.01)
+            clock.now += 0.1
+            c.rates()
+        arrival, completion = c.rates()
+        assert arrival == pytest.approx(100, rel=0.15)
+        assert completion == pytest.approx(100, rel=0.15)
+        for _ in range(15):  # 1.5 s idle
+            clock.now += 0.1
+            c.rates()
+        assert c.rates() == (0.0, 0.0)
+
+    def test_protocol_methods_match_record_attempt(self) -> None:
+        c = InMemoryCollector()
+        c.record_start(Info(), 0.5)
+        c.record_completion(Info(), 0.25)
+        c.record_failure(Info(), 0.75, ValueError())
+        c.record_retry(Info(), ValueError())
+        m = c.metrics()
+        assert m.average_wait_time == pytest.approx(0.5)
+        assert m.average_execution_time == pytest.approx(0.5)
+        assert m.total_tasks_retried == 1
+
+    def test_memory_is_bounded_whatever_the_task_count(self) -> None:
+        import tracemalloc
+
+        c = InMemoryCollector()
+        c.record_attempt(0.001, 0.001, COMPLETED)
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        for i in range(50_000):
+            c.record_attempt(i * 1e-6, (i % 1000 + 1) * 1e-5, COMPLETED)
+        after = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+        assert grown < 16 * 1024
+
+    def test_concurrent_recording_loses_nothing(self) -> None:
+        c = InMemoryCollector()
+
+        def hammer() -> None:
+            for _ in range(5000):
+                c.record_arrival(Info())
+                c.record_attempt(0.0, 0.001, COMPLETED)
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        m = c.metrics()
+        assert m.total_tasks_arrived == m.total_tasks_completed == 20_000
+
+
+class TestManagerMetrics:
+    def test_metrics_count_a_task_before_its_caller_sees_the_result(self) -> None:
+        with TaskManager.builder().with_workers(2).build() as manager:
+            for i in range(200):
+                manager.queue_task(lambda r: None)
+                assert manager.metrics().total_tasks_completed == i + 1
+
+    def test_custom_collectors_receive_every_event_and_failures_are_isolated(self) -> None:
+        class Recorder:
+            def __init__(self) -> None:
+                self.calls: list[str] = []
+
+            def record_arrival(self, task: object) -> None:
+                self.calls.append("arrival")
+
+            def record_start(self, task: object, wait_time: float) -> None:
+                self.calls.append("start")
+
+            def record_completion(self, task: object, execution_time: float) -> None:
+                self.calls.append("completion")
+
+            def record_failure(
+                self, task: object, execution_time: float, error: BaseException
+            ) -> None:
+                self.calls.append("failure")
+
+            def record_retry(self, task: object, error: BaseException) -> None:
+                self.calls.append("retry")
+
+        class Broken(Recorder):
+            def record_completion(self, task: object, execution_time: float) -> None:
+                raise RuntimeError("collector bug")
+
+        good, bad = Recorder(), Broken()
+        manager = TaskManager.builder().with_metrics(bad).with_metrics(good).build()
+        with manager:
+            assert manager.queue_task(lambda r: 1) == 1
+            with pytest.raises(ValueError, match="invalid literal"):
+                manager.queue_task(lambda r: int("not a number"))
+            assert manager.metrics().total_tasks_completed == 1
+        assert good.calls == ["arrival", "start", "completion", "arrival", "start", "failure"]

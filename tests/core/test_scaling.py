@@ -1,0 +1,169 @@
+"""Scaling: rate-based bursting on recent rates; bursts retire only when idle."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+import pytest
+
+from tasker import Event, FixedPolicy, RatePolicy, ScalingSnapshot, TaskManager
+from tests.core.test_health import EventLog
+from tests.helpers import Resource, Resources, settle, wait_until
+
+
+def snapshot(**kw: float) -> ScalingSnapshot:
+    base: dict[str, float] = {
+        "now": 100.0,
+        "base_workers": 2,
+        "max_workers": 8,
+        "workers": 2,
+        "busy_workers": 2,
+        "queued_tasks": 0,
+        "arrival_rate": 0.0,
+        "completion_rate": 0.0,
+        "average_execution_time": 0.0,
+    }
+    base.update(kw)
+    return ScalingSnapshot(**base)  # type: ignore[arg-type]
+
+
+class TestRatePolicy:
+    def test_grows_by_the_surplus_when_work_queues_up(self) -> None:
+        policy = RatePolicy()
+        s = snapshot(
+            queued_tasks=30, arrival_rate=200, completion_rate=100, average_execution_time=0.02
+        )
+        assert policy.target_workers(s) == 2 + 2  # 100 surplus tasks/s x 20 ms
+
+    def test_grows_by_at_least_one_before_any_task_finished(self) -> None:
+        s = snapshot(queued_tasks=5, arrival_rate=50)
+        assert RatePolicy().target_workers(s) == 3
+
+    def test_holds_while_arrivals_match_completions(self) -> None:
+        s = snapshot(workers=4, queued_tasks=3, arrival_rate=100, completion_rate=100)
+        assert RatePolicy().target_workers(s) == 4
+
+    def test_shrinks_to_the_demand_once_nothing_is_queued(self) -> None:
+        s = snapshot(workers=6, busy_workers=1, arrival_rate=100, average_execution_time=0.02)
+        assert RatePolicy(headroom=1.0).target_workers(s) == 2  # 100/s x 20 ms, never below base
+
+    def test_idle_means_back_to_base(self) -> None:
+        assert RatePolicy().target_workers(snapshot(workers=6, busy_workers=0)) == 2
+
+    def test_does_not_shrink_during_the_cooldown_after_growing(self) -> None:
+        policy = RatePolicy(cooldown=1.0)
+        policy.target_workers(snapshot(queued_tasks=9, arrival_rate=50, now=10.0))
+        assert policy.target_workers(snapshot(workers=5, busy_workers=0, now=10.5)) == 5
+        assert policy.target_workers(snapshot(workers=5, busy_workers=0, now=11.1)) == 2
+
+    def test_rejects_bad_options(self) -> None:
+        with pytest.raises(ValueError, match="headroom"):
+            RatePolicy(headroom=0.5)
+
+    def test_fixed_policy_never_bursts(self) -> None:
+        s = snapshot(queued_tasks=100, arrival_rate=1000)
+        assert FixedPolicy().target_workers(s) == 2
+
+
+class SwitchPolicy:
+    """A policy the test steers by hand."""
+
+    interval = 0.01
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+
+    def target_workers(self, snapshot: ScalingSnapshot) -> int:
+        return self.target
+
+
+def gated(started: threading.Semaphore, gate: threading.Event) -> Callable[[Resource], int]:
+    def task(resource: Resource) -> int:
+        started.release()
+        assert gate.wait(10)
+        return resource.rid
+
+    return task
+
+
+class TestBursting:
+    def test_rate_policy_bursts_under_load_and_retires_when_idle(
+        self, resources: Resources
+    ) -> None:
+        log = EventLog()
+        manager = (
+            TaskManager.builder()
+            .with_resource(resources.create, resources.destroy)
+            .with_workers(1, max_workers=4)
+            .with_resource_pool(0)
+            .with_policy("rate", interval=0.02, cooldown=0.1)
+            .with_logger(log)
+            .build()
+        )
+        with manager:
+            gate = threading.Event()
+            started = threading.Semaphore(0)
+            futures: list[Future[object]] = [
+                manager.submit(gated(started, gate))
+                for _ in range(40)  # type: ignore[arg-type]
+            ]
+            for _ in range(4):  # the base worker and three bursts are all busy
+                assert started.acquire(timeout=10)
+            assert manager.stats().burst_workers == 3
+            gate.set()
+            settle(*futures)
+            assert wait_until(lambda: manager.stats().burst_workers == 0, timeout=10)
+            assert resources.wait_for(lambda: resources.live == 1)
+        assert log.named(Event.SCALED_UP)
+        assert log.named(Event.SCALED_DOWN)
+        resources.assert_all_destroyed_once()
+
+    def test_busy_burst_workers_are_not_retired(self, resources: Resources) -> None:
+        policy = SwitchPolicy(target=3)
+        manager = (
+            TaskManager.builder()
+            .with_resource(resources.create, resources.destroy)
+            .with_workers(1, max_workers=3)
+            .with_resource_pool(0)
+            .with_policy(policy)
+            .build()
+        )
+        with manager:
+            assert wait_until(lambda: manager.stats().active_workers == 3)
+            gate = threading.Event()
+            started = threading.Semaphore(0)
+            futures = [manager.submit(gated(started, gate)) for _ in range(3)]
+            for _ in range(3):
+                assert started.acquire(timeout=10)
+            policy.target = 1
+            # many scaling ticks pass while every worker is busy: nobody leaves
+            assert not gate.wait(0.2)
+            assert manager.stats().active_workers == 3
+            gate.set()
+            settle(*futures)
+            assert wait_until(lambda: manager.stats().active_workers == 1)
+        resources.assert_all_destroyed_once()
+
+    def test_the_pool_never_exceeds_max_workers(self, resources: Resources) -> None:
+        policy = SwitchPolicy(target=50)
+        with (
+            TaskManager.builder().with_workers(2, max_workers=5).with_policy(policy).build()
+        ) as manager:
+            assert wait_until(lambda: manager.stats().active_workers == 5)
+            assert not threading.Event().wait(0.1)
+            assert manager.stats().active_workers == 5
+
+    def test_a_failing_policy_is_logged_and_the_pool_kept(self) -> None:
+        class Broken:
+            interval = 0.01
+
+            def target_workers(self, snapshot: ScalingSnapshot) -> int:
+                raise ZeroDivisionError("policy bug")
+
+        log = EventLog()
+        with TaskManager.builder().with_policy(Broken()).with_logger(log).build() as manager:
+            assert wait_until(lambda: bool(log.named(Event.POLICY_FAILED)))
+            assert manager.queue_task(lambda r: 3) == 3
+            assert manager.stats().active_workers == 1
