@@ -105,10 +105,7 @@ class TestBursting:
         with manager:
             gate = threading.Event()
             started = threading.Semaphore(0)
-            futures: list[Future[object]] = [
-                manager.submit(gated(started, gate))
-                for _ in range(40)  # type: ignore[arg-type]
-            ]
+            futures: list[Future[int]] = [manager.submit(gated(started, gate)) for _ in range(40)]
             for _ in range(4):  # the base worker and three bursts are all busy
                 assert started.acquire(timeout=10)
             assert manager.stats().burst_workers == 3
