@@ -185,7 +185,7 @@ class Core(Generic[R]):
         def guarded(future: Future[T]) -> None:
             try:
                 fn(future)
-            except Exception as error:
+            except BaseException as error:  # callbacks must never break a worker
                 self.log(
                     logging.ERROR,
                     Event.CALLBACK_FAILED,
@@ -540,8 +540,9 @@ class Core(Generic[R]):
         with self._lock:
             self.shutdown.set()
             workers = list(self._workers)
-        if not self.killed:
-            self.queue.send(EXIT, len(workers))
+        # one EXIT per worker; after kill() this repeats its tokens, which is harmless and
+        # reaches a burst worker the scaler started while kill() was taking its snapshot
+        self.queue.send(EXIT, len(workers))
         self.pool.close()
         for worker in workers:
             if worker.handle is not None:

@@ -148,6 +148,9 @@ def _run(core: Core[Any], worker: Worker, task: TaskFuture[Any]) -> bool:
     if task.attempt == 0 and not task.set_running_or_notify_cancel():
         core.task_done()  # cancelled while queued, after a worker had dequeued it
         return False
+    if core.killed:  # dequeued just as kill() drained the queues: do not start it
+        task.abandon("the manager was killed before the task started")
+        return False
     task.attempt += 1
     task.worker_id = worker.worker_id
     task.resource = resource = worker.resource
