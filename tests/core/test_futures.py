@@ -8,6 +8,7 @@ import contextvars
 import functools
 import logging
 import threading
+from typing import Any
 
 import pytest
 
@@ -150,6 +151,25 @@ class TestStandardInterfaces:
             assert not not_done
             got = sorted(f.result() for f in concurrent.futures.as_completed(futures, timeout=10))
             assert got == [i * i for i in range(10)]
+
+    @pytest.mark.parametrize(
+        "return_when",
+        [
+            concurrent.futures.FIRST_EXCEPTION,
+            concurrent.futures.FIRST_COMPLETED,
+            concurrent.futures.ALL_COMPLETED,
+        ],
+    )
+    def test_wait_works_on_finished_futures(self, resources: Resources, return_when: str) -> None:
+        with one_worker(resources) as manager:
+            ok = manager.submit(lambda r: 1)
+            bad = manager.submit(lambda r: 1 / 0)
+            ok.result(timeout=10)
+            bad.exception(timeout=10)
+            both: list[concurrent.futures.Future[Any]] = [ok, bad]
+            done, not_done = concurrent.futures.wait(both, timeout=10, return_when=return_when)
+            assert done == {ok, bad}
+            assert not not_done
 
     def test_result_and_exception_time_out(self, resources: Resources) -> None:
         with one_worker(resources) as manager:

@@ -203,10 +203,12 @@ class TestManagerMetrics:
                 raise RuntimeError("collector bug")
 
         good, bad = Recorder(), Broken()
+        in_flight: list[list[str]] = []
         manager = TaskManager.builder().with_metrics(bad).with_metrics(good).build()
         with manager:
-            assert manager.queue_task(lambda r: 1) == 1
+            assert manager.queue_task(lambda r: in_flight.append(list(good.calls))) is None
             with pytest.raises(ValueError, match="invalid literal"):
                 manager.queue_task(lambda r: int("not a number"))
             assert manager.metrics().total_tasks_completed == 1
+        assert in_flight == [["arrival", "start"]]  # record_start comes as the attempt begins
         assert good.calls == ["arrival", "start", "completion", "arrival", "start", "failure"]

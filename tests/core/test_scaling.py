@@ -49,6 +49,10 @@ class TestRatePolicy:
         s = snapshot(workers=6, busy_workers=1, arrival_rate=100, average_execution_time=0.02)
         assert RatePolicy(headroom=1.0).target_workers(s) == 2  # 100/s x 20 ms, never below base
 
+    def test_never_grows_when_nothing_is_queued(self) -> None:
+        s = snapshot(workers=2, busy_workers=1, arrival_rate=100, average_execution_time=0.06)
+        assert RatePolicy().target_workers(s) == 2
+
     def test_idle_means_back_to_base(self) -> None:
         assert RatePolicy().target_workers(snapshot(workers=6, busy_workers=0)) == 2
 

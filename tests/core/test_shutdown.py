@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import threading
 from concurrent.futures import Future
@@ -68,6 +69,31 @@ class TestStop:
             manager.submit(lambda r: None)
         assert manager.stop()
         assert worker_threads(manager) == []
+
+    def test_stop_does_not_add_workers_while_draining(self, resources: Resources) -> None:
+        from tests.core.test_health import EventLog
+        from tests.core.test_scaling import SwitchPolicy
+
+        log = EventLog()
+        policy = SwitchPolicy(target=1)
+        manager = (
+            TaskManager.builder()
+            .with_resource(resources.create, resources.destroy)
+            .with_workers(1, max_workers=4)
+            .with_policy(policy)
+            .with_logger(log)
+            .build()
+        )
+        started, gate = threading.Event(), threading.Event()
+        manager.submit(lambda r: (started.set(), gate.wait(10)))
+        assert started.wait(10)
+        assert manager.stop(timeout=0.01) is False
+        policy.target = 4
+        assert not gate.wait(0.1)  # several scaling intervals while stopping
+        assert manager.stats().active_workers == 1
+        gate.set()
+        assert manager.stop(timeout=10)
+        assert not log.named("scaling.up")
 
     def test_stop_refuses_new_work_with_a_runtime_error(self, resources: Resources) -> None:
         manager = manager_for(resources)
@@ -218,6 +244,49 @@ class TestKill:
         with pytest.raises(CancelledError):
             future.result()
         resources.assert_all_destroyed_once()
+
+    @pytest.mark.parametrize("round_", range(5))
+    def test_tasks_that_notice_the_kill_still_end_cancelled(
+        self, resources: Resources, round_: int
+    ) -> None:
+        manager = manager_for(resources, workers=3)
+        started = threading.Semaphore(0)
+
+        def cooperative(_: Resource) -> str:
+            task = current_task()
+            assert task is not None
+            started.release()
+            task.sleep(10)
+            return "interrupted"
+
+        running = [manager.submit(cooperative) for _ in range(3)]
+        for _ in range(3):
+            assert started.acquire(timeout=10)
+        queued = [manager.submit(cooperative) for _ in range(3)]
+        report = manager.kill()
+        assert (report.cancelled_tasks, report.abandoned_tasks) == (3, 3)
+        for future in running + queued:
+            assert future.cancelled()
+            with pytest.raises(CancelledError):
+                future.result(timeout=10)
+        assert manager.join(10)
+        metrics = manager.metrics()
+        assert (metrics.total_tasks_completed, metrics.total_tasks_failed) == (0, 0)
+        resources.assert_all_destroyed_once()
+
+    def test_kill_notifies_concurrent_futures_wait(self, resources: Resources) -> None:
+        manager = manager_for(resources, workers=1)
+        started = threading.Event()
+        gate = threading.Event()
+        running = manager.submit(lambda r: (started.set(), gate.wait(10)))
+        assert started.wait(10)
+        waiter = threading.Thread(target=concurrent.futures.wait, args=([running], 10))
+        waiter.start()
+        manager.kill()
+        waiter.join(10)
+        assert not waiter.is_alive()
+        gate.set()
+        assert manager.join(10)
 
     def test_kill_is_idempotent_and_safe_after_stop(self, resources: Resources) -> None:
         manager = manager_for(resources)

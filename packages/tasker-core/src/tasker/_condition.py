@@ -2,14 +2,15 @@
 
 `threading.Condition` allocates a reentrant lock, a deque and five bound methods per instance;
 with one condition per task that dominated both the per-task cost and the garbage collector's
-work. This one holds a plain lock and, only while someone waits, a list of waiter locks. It
-offers exactly what `concurrent.futures` uses: the context manager, `acquire`/`release`,
-`wait`, `notify` and `notify_all`. It is not reentrant, which `Future` never needs.
+work. This one holds a C reentrant lock and, only while someone waits, a list of waiter locks.
+It offers exactly what `concurrent.futures` uses: the context manager, `acquire`/`release`,
+`wait`, `notify` and `notify_all`. It is reentrant because `concurrent.futures.wait()` calls
+`Future` methods while holding every future's condition.
 """
 
 from __future__ import annotations
 
-from _thread import allocate_lock
+from _thread import RLock, allocate_lock
 from contextlib import suppress
 from types import TracebackType
 from typing import Any
@@ -18,12 +19,12 @@ __all__ = ["FutureCondition"]
 
 
 class FutureCondition:
-    """A non-reentrant condition variable with lazily allocated waiter bookkeeping."""
+    """A reentrant condition variable with lazily allocated waiter bookkeeping."""
 
     __slots__ = ("_lock", "_waiters")
 
     def __init__(self) -> None:
-        self._lock = allocate_lock()
+        self._lock = RLock()
         self._waiters: list[Any] | None = None
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
@@ -52,7 +53,7 @@ class FutureCondition:
         if self._waiters is None:
             self._waiters = []
         self._waiters.append(waiter)
-        self._lock.release()
+        saved = self._lock._release_save()  # type: ignore[attr-defined]  # fully, if nested
         woken = False
         try:
             if timeout is None:
@@ -63,7 +64,7 @@ class FutureCondition:
                 woken = waiter.acquire(False)
             return woken
         finally:
-            self._lock.acquire()
+            self._lock._acquire_restore(saved)  # type: ignore[attr-defined]
             if not woken and self._waiters is not None:
                 # ValueError: notified between the timeout and re-acquiring the lock
                 with suppress(ValueError):

@@ -212,12 +212,15 @@ class Core(Generic[R]):
         outcome: int,
         error: BaseException | None = None,
     ) -> None:
-        """Tell every collector how an attempt went (`outcome` from `tasker.metrics`)."""
+        """Tell every collector how an attempt ended (`outcome` from `tasker.metrics`).
+
+        The user's collectors heard `record_start` when the attempt began; the built-in one
+        takes the wait and the run together, in one lock round trip.
+        """
         self.metrics_collector.record_attempt(wait_time, elapsed, outcome)
         extra = self.extra
         if extra is None:
             return
-        extra.record_start(task, wait_time)
         if outcome == COMPLETED:
             extra.record_completion(task, elapsed)
         elif outcome == FAILED:
@@ -236,6 +239,9 @@ class Core(Generic[R]):
         elapsed: float,
     ) -> bool:
         """Settle a failed attempt on a worker; return `True` if the worker must be replaced."""
+        if self.killed:  # kill() already told the caller; the worker just leaves
+            task.abandon()
+            return False
         cfg = self.config
         decision = decide_failure(
             task,
@@ -399,6 +405,8 @@ class Core(Generic[R]):
                 raise
             task.attempt += 1
             task.resource = resource
+            if self.extra is not None:
+                self.extra.record_start(task, 0.0)
             start = _perf()
             try:
                 result = task.context.run(call_in_task, task, resource)
@@ -476,6 +484,8 @@ class Core(Generic[R]):
             if self.shutdown.is_set():
                 return
             live = len(self._workers)
+            if self._closing:  # winding down: idle bursts may leave, none are added
+                target = min(target, live)
             grow = target - live
             previous_quota = self._retire_quota
             self._retire_quota = max(0, -grow)
@@ -512,11 +522,13 @@ class Core(Generic[R]):
             self._pending = 0
             running = [w.current for w in self._workers if w.current is not None]
             live = len(self._workers)
+        cancelled = sum(1 for task in queued if task.abandon())
+        for task in running:  # before waking cooperative tasks, so none can finish first
+            task.abandon()
         self._killed_event.set()
-        cancelled = sum(1 for task in queued if task.abandon("the manager was killed"))
         abandoned = 0
         for task in running:
-            if task.abandon("the manager was killed while the task was running"):
+            if task.cancelled():  # not if it had already finished when kill() looked
                 abandoned += 1
                 self.log(
                     logging.WARNING,

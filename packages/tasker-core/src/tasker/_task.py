@@ -120,12 +120,23 @@ class TaskFuture(Future[T], Generic[T]):
             return False
         return True
 
-    def abandon(self, reason: str) -> bool:
-        """End the task as cancelled, whatever its state: used by `kill()`."""
+    def abandon(self) -> bool:
+        """End the task as cancelled even if it is running (`kill()`); `False` if already ended.
+
+        `Future.cancel()` refuses running futures; this performs the same transition, so the
+        caller sees `cancelled() is True` and `CancelledError` whether the task was queued or
+        running, and `concurrent.futures.wait()` / `as_completed()` are notified as usual.
+        """
         self.cancel_requested = True
-        if Future.cancel(self):
-            return True
-        return self.fail(CancelledError(reason))
+        with self._condition:
+            if self._state in _ENDED:
+                return False
+            self._state = CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        return True
 
     def __repr__(self) -> str:
         return f"<TaskFuture id={self.task_id} {self._state.lower()}>"

@@ -136,7 +136,14 @@ def _serve(core: Core[Any], worker: Worker) -> bool:
                 continue
             if item is EXIT:
                 return False
-            if _run(core, worker, item):  # type: ignore[arg-type]
+            task: TaskFuture[Any] = item  # type: ignore[assignment]
+            if task.attempt == 0 and not task.set_running_or_notify_cancel():
+                core.task_done()  # cancelled while queued, after a worker had dequeued it
+                continue
+            if core.killed:  # dequeued just as kill() drained the queues: do not start it
+                task.abandon()
+                continue
+            if _run(core, worker, task):
                 return True
     finally:
         _release(core, worker)
@@ -145,17 +152,13 @@ def _serve(core: Core[Any], worker: Worker) -> bool:
 
 def _run(core: Core[Any], worker: Worker, task: TaskFuture[Any]) -> bool:
     """Run one attempt of `task`; return `True` if the worker must be replaced."""
-    if task.attempt == 0 and not task.set_running_or_notify_cancel():
-        core.task_done()  # cancelled while queued, after a worker had dequeued it
-        return False
-    if core.killed:  # dequeued just as kill() drained the queues: do not start it
-        task.abandon("the manager was killed before the task started")
-        return False
     task.attempt += 1
     task.worker_id = worker.worker_id
     task.resource = resource = worker.resource
     worker.current = task
     start = _perf()
+    if core.extra is not None:
+        core.extra.record_start(task, start - task.queued_at)
     try:
         result = task.context.run(call_in_task, task, resource)
     except BaseException as error:
@@ -164,6 +167,9 @@ def _run(core: Core[Any], worker: Worker, task: TaskFuture[Any]) -> bool:
         return core.attempt_failed(worker, task, error, start - task.queued_at, elapsed)
     elapsed = _perf() - start
     worker.current = None
+    if core.killed:  # abandoned by kill(): its caller already has CancelledError
+        task.abandon()
+        return False
     if core.extra is None:
         core.metrics_collector.record_attempt(start - task.queued_at, elapsed, COMPLETED)
     else:

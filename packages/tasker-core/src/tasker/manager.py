@@ -203,7 +203,7 @@ class _ExecutorView(concurrent.futures.Executor):
         if cancel_futures:
             core.begin_stop()
             for task in core.queue.drain():
-                task.abandon("the executor was shut down with cancel_futures=True")
+                task.abandon()
                 core.task_done()
         if wait:
             self._manager.stop()

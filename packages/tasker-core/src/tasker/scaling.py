@@ -143,7 +143,7 @@ class RatePolicy:
             return s.workers + max(1, extra)
         if s.queued_tasks == 0 and s.now - self._grown_at >= self._cooldown:
             demand = math.ceil(s.arrival_rate * s.average_execution_time * self._headroom)
-            return max(demand, s.busy_workers, s.base_workers)
+            return min(s.workers, max(demand, s.busy_workers, s.base_workers))
         return s.workers
 
     def __repr__(self) -> str:

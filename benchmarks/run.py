@@ -1,0 +1,790 @@
+"""Benchmarks: tasker against the standard library (`make bench`).
+
+Scenarios, each comparing tasker with a baseline:
+
+a. Throughput: 100k trivial tasks (x + 1) on 4 workers, submit every task then collect every
+   result; `ex.submit(fn, x)` vs `m.submit(partial(fn, x))` (tasker's metrics are always on).
+b. Latency of one blocking call: 10k sequential `ex.submit(f).result()` vs `m.queue_task(f)`
+   on 4 idle workers, with a ~200 us untimed pause between calls (workers asleep) and
+   back-to-back (workers just parked); p50/p99.
+c. Blocking tasks: 20k x `time.sleep(0.001)` on 16 workers; wall time against the ideal
+   N x 1 ms / 16, and against the same ideal using the sleep actually measured on this machine.
+d. Percentiles of 1e6 durations (p95 and p99): keep every duration in a list and sort a copy per
+   query (how the Go tasker computes them, reimplemented below) vs `tasker.QuantileSketch`.
+
+Every variant runs in a fresh interpreter (`--one KEY`), so one variant's heap, threads and
+garbage never disturb another's: one warm-up run, then five timed runs, medians. Pools are
+built and shut down outside the timed regions, with every worker thread already started.
+The driver prints one comparison table to stdout, progress to stderr, and writes every figure
+(medians and raw runs) as JSON to `benchmarks/results/latest.json`.
+
+    python benchmarks/run.py                  # everything, about 2 minutes on 2 cores
+    python benchmarks/run.py --quick          # one small pass (a few seconds), for smoke tests
+    python benchmarks/run.py --only a.tpe a.tasker
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from array import array
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import cache, partial
+from pathlib import Path
+from typing import Any
+
+from tasker import QuantileSketch, TaskManager
+
+HERE = Path(__file__).resolve().parent
+
+Sample = dict[str, float]
+"""The figures one run of a variant produces."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each scenario does, and how many times it is repeated."""
+
+    trivial_tasks: int
+    latency_calls: int
+    sleep_tasks: int
+    calibration_sleeps: int
+    durations: int
+    warmup: int
+    runs: int
+
+
+FULL = Sizes(
+    trivial_tasks=100_000,
+    latency_calls=10_000,
+    sleep_tasks=20_000,
+    calibration_sleeps=1_000,
+    durations=1_000_000,
+    warmup=1,
+    runs=5,
+)
+QUICK = Sizes(
+    trivial_tasks=5_000,
+    latency_calls=300,
+    sleep_tasks=800,
+    calibration_sleeps=100,
+    durations=50_000,
+    warmup=0,
+    runs=1,
+)
+
+TRIVIAL_WORKERS = 4
+LATENCY_WORKERS = 4
+IDLE_GAP = 200e-6
+SLEEP_WORKERS = 16
+SLEEP = 0.001
+QUANTILES = (0.95, 0.99)
+SKETCH_QUERY_REPS = 200
+
+# targets: tasker / baseline ratios
+TARGET_THROUGHPUT = 0.8
+LIMIT_THROUGHPUT = 1.0
+TARGET_LATENCY_P50 = 1.1
+TARGET_SLEEP_WALL = 1.10
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+def _prestart(ex: ThreadPoolExecutor, workers: int) -> None:
+    """Make `ex` start all its threads and leave them idle, so none spawns mid-measurement."""
+    barrier = threading.Barrier(workers + 1)
+    futures = [ex.submit(barrier.wait) for _ in range(workers)]
+    barrier.wait()
+    for future in futures:
+        future.result()
+
+
+def _manager(workers: int) -> TaskManager[None]:
+    """A tasker manager with a fixed number of workers (no bursting), resource `None`."""
+    return TaskManager.builder().with_workers(workers).with_policy("fixed").build()
+
+
+def _order_stats(values: Sequence[float], qs: Sequence[float]) -> list[float]:
+    """Exact quantiles: the order statistic of 0-based rank floor(q * (n - 1))."""
+    ordered = sorted(values)
+    last = len(ordered) - 1
+    return [ordered[int(q * last)] for q in qs]
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# --------------------------------------------------------------------- a. throughput
+
+
+def _plus_one(x: int) -> int:
+    return x + 1
+
+
+def _plus_one_on(x: int, _resource: None) -> int:
+    return x + 1
+
+
+def _throughput(n: int, seconds: float, results: list[int]) -> Sample:
+    if len(results) != n or results[-1] != n:
+        raise AssertionError("wrong results")
+    return {"seconds": seconds, "us_per_task": seconds / n * 1e6}
+
+
+def trivial_tpe(sizes: Sizes) -> Sample:
+    n = sizes.trivial_tasks
+    with ThreadPoolExecutor(TRIVIAL_WORKERS) as ex:
+        _prestart(ex, TRIVIAL_WORKERS)
+        gc.collect()
+        t0 = time.perf_counter()
+        futures = [ex.submit(_plus_one, x) for x in range(n)]
+        results = [f.result() for f in futures]
+        seconds = time.perf_counter() - t0
+    return _throughput(n, seconds, results)
+
+
+def trivial_tasker(sizes: Sizes) -> Sample:
+    n = sizes.trivial_tasks
+    manager = _manager(TRIVIAL_WORKERS)
+    try:
+        gc.collect()
+        t0 = time.perf_counter()
+        futures = [manager.submit(partial(_plus_one_on, x)) for x in range(n)]
+        results = [f.result() for f in futures]
+        seconds = time.perf_counter() - t0
+    finally:
+        manager.stop()
+    return _throughput(n, seconds, results)
+
+
+# ------------------------------------------------------------------------ b. latency
+
+
+def _one() -> int:
+    return 1
+
+
+def _one_on(_resource: None) -> int:
+    return 1
+
+
+def _latency(call: Callable[[], int], calls: int, gap: float) -> Sample:
+    clock, pause = time.perf_counter, time.sleep
+    latencies: list[float] = []
+    record = latencies.append
+    time.sleep(0.01)  # let the workers park
+    gc.collect()
+    for _ in range(calls):
+        if gap:
+            pause(gap)
+        t0 = clock()
+        value = call()
+        record(clock() - t0)
+        if value != 1:
+            raise AssertionError("wrong result")
+    p50, p90, p99 = _order_stats(latencies, (0.5, 0.9, 0.99))
+    return {
+        "p50_us": p50 * 1e6,
+        "p90_us": p90 * 1e6,
+        "p99_us": p99 * 1e6,
+        "mean_us": statistics.fmean(latencies) * 1e6,
+    }
+
+
+def _latency_tpe(gap: float) -> Callable[[Sizes], Sample]:
+    def run(sizes: Sizes) -> Sample:
+        with ThreadPoolExecutor(LATENCY_WORKERS) as ex:
+            _prestart(ex, LATENCY_WORKERS)
+            return _latency(lambda: ex.submit(_one).result(), sizes.latency_calls, gap)
+
+    return run
+
+
+def _latency_tasker(gap: float) -> Callable[[Sizes], Sample]:
+    def run(sizes: Sizes) -> Sample:
+        manager = _manager(LATENCY_WORKERS)
+        try:
+            return _latency(lambda: manager.queue_task(_one_on), sizes.latency_calls, gap)
+        finally:
+            manager.stop()
+
+    return run
+
+
+# -------------------------------------------------------------------- c. blocking tasks
+
+
+def _nap() -> int:
+    time.sleep(SLEEP)
+    return 1
+
+
+def _nap_on(_resource: None) -> int:
+    time.sleep(SLEEP)
+    return 1
+
+
+def _wall(n: int, seconds: float, results: list[int]) -> Sample:
+    if sum(results) != n:
+        raise AssertionError("wrong results")
+    ideal = n * SLEEP / SLEEP_WORKERS
+    return {"seconds": seconds, "ideal_s": ideal, "over_ideal": seconds / ideal}
+
+
+def sleep_calibration(sizes: Sizes) -> Sample:
+    """How long `time.sleep(0.001)` really takes here, alone, one call after another."""
+    n = sizes.calibration_sleeps
+    t0 = time.perf_counter()
+    for _ in range(n):
+        time.sleep(SLEEP)
+    actual = (time.perf_counter() - t0) / n
+    return {
+        "actual_sleep_us": actual * 1e6,
+        "adjusted_ideal_s": sizes.sleep_tasks * actual / SLEEP_WORKERS,
+    }
+
+
+def sleep_tpe(sizes: Sizes) -> Sample:
+    n = sizes.sleep_tasks
+    with ThreadPoolExecutor(SLEEP_WORKERS) as ex:
+        _prestart(ex, SLEEP_WORKERS)
+        gc.collect()
+        t0 = time.perf_counter()
+        futures = [ex.submit(_nap) for _ in range(n)]
+        results = [f.result() for f in futures]
+        seconds = time.perf_counter() - t0
+    return _wall(n, seconds, results)
+
+
+def sleep_tasker(sizes: Sizes) -> Sample:
+    n = sizes.sleep_tasks
+    manager = _manager(SLEEP_WORKERS)
+    try:
+        gc.collect()
+        t0 = time.perf_counter()
+        futures: list[Future[int]] = [manager.submit(_nap_on) for _ in range(n)]
+        results = [f.result() for f in futures]
+        seconds = time.perf_counter() - t0
+    finally:
+        manager.stop()
+    return _wall(n, seconds, results)
+
+
+# -------------------------------------------------------------------- d. percentiles
+
+
+class SortingRecorder:
+    """The Go tasker's way: keep every duration; a query sorts a copy and indexes it."""
+
+    __slots__ = ("_durations",)
+
+    def __init__(self) -> None:
+        self._durations: list[float] = []
+
+    def add(self, duration: float) -> None:
+        self._durations.append(duration)
+
+    def quantiles(self, qs: Sequence[float]) -> list[float]:
+        return _order_stats(self._durations, qs)
+
+
+@cache
+def _durations(n: int) -> array[float]:
+    """Deterministic lognormal durations in seconds (median 100 us, sigma 1).
+
+    Kept in an `array`, so each value read is a fresh float, like a `perf_counter` difference.
+    """
+    rng = random.Random(20_240_601)
+    mu = math.log(100e-6)
+    return array("d", (rng.lognormvariate(mu, 1.0) for _ in range(n)))
+
+
+@cache
+def _exact(n: int) -> tuple[float, ...]:
+    return tuple(_order_stats(_durations(n), QUANTILES))
+
+
+def _record_all(store: SortingRecorder | QuantileSketch, data: array[float]) -> None:
+    add = store.add
+    for x in data:
+        add(x)
+
+
+def _bare_loop(data: array[float]) -> float:
+    t0 = time.perf_counter()
+    for _ in data:
+        pass
+    return time.perf_counter() - t0
+
+
+def _percentile_run(
+    make: Callable[[], SortingRecorder | QuantileSketch], query_reps: int, sizes: Sizes
+) -> Sample:
+    n = sizes.durations
+    data = _durations(n)
+    exact = _exact(n)
+    gc.collect()
+    bare = _bare_loop(data)
+    store = make()
+    t0 = time.perf_counter()
+    _record_all(store, data)
+    record = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(query_reps):
+        answers = store.quantiles(QUANTILES)
+    query = (time.perf_counter() - t0) / query_reps
+    error = max(abs(a - e) / e for a, e in zip(answers, exact, strict=True))
+    return {
+        "record_ns": max(record - bare, 0.0) / n * 1e9,
+        "record_loop_ns": record / n * 1e9,
+        "query_us": query * 1e6,
+        "max_rel_error": error,
+    }
+
+
+def _retained(make: Callable[[], SortingRecorder | QuantileSketch], sizes: Sizes) -> Sample:
+    """Bytes the store keeps after recording every duration, traced by tracemalloc."""
+    data = _durations(sizes.durations)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        store = make()
+        _record_all(store, data)
+        retained = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del store
+    return {"retained_bytes": float(retained)}
+
+
+# ----------------------------------------------------------------------- the variants
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One measured thing: `run` performs one full run and returns its figures."""
+
+    label: str
+    run: Callable[[Sizes], Sample]
+    headline: str
+    once: Callable[[Sizes], Sample] | None = None
+    """Extra figures measured once, after the timed runs (e.g. retained memory)."""
+
+
+VARIANTS: dict[str, Variant] = {
+    "a.tpe": Variant("ThreadPoolExecutor", trivial_tpe, "us_per_task"),
+    "a.tasker": Variant("tasker (metrics on)", trivial_tasker, "us_per_task"),
+    "b.idle.tpe": Variant(
+        "ThreadPoolExecutor submit(f).result()", _latency_tpe(IDLE_GAP), "p50_us"
+    ),
+    "b.idle.tasker": Variant("tasker queue_task(f)", _latency_tasker(IDLE_GAP), "p50_us"),
+    "b.b2b.tpe": Variant("ThreadPoolExecutor submit(f).result()", _latency_tpe(0.0), "p50_us"),
+    "b.b2b.tasker": Variant("tasker queue_task(f)", _latency_tasker(0.0), "p50_us"),
+    "c.calibration": Variant("time.sleep(0.001) alone", sleep_calibration, "actual_sleep_us"),
+    "c.tpe": Variant("ThreadPoolExecutor", sleep_tpe, "seconds"),
+    "c.tasker": Variant("tasker", sleep_tasker, "seconds"),
+    "d.sort": Variant(
+        "list, sort a copy per query (Go tasker)",
+        partial(_percentile_run, SortingRecorder, 1),
+        "query_us",
+        once=partial(_retained, SortingRecorder),
+    ),
+    "d.sketch": Variant(
+        "tasker.QuantileSketch (1 % accuracy)",
+        partial(_percentile_run, QuantileSketch, SKETCH_QUERY_REPS),
+        "query_us",
+        once=partial(_retained, QuantileSketch),
+    ),
+}
+
+
+def run_one(key: str, sizes: Sizes) -> dict[str, Any]:
+    """Child process: warm up, time every run, return the medians and the raw runs."""
+    variant = VARIANTS[key]
+
+    def progress(phase: str, sample: Sample) -> None:
+        value = sample[variant.headline]
+        print(f"    {key} {phase}: {variant.headline} = {value:.3f}", file=sys.stderr, flush=True)
+
+    for i in range(sizes.warmup):
+        progress(f"warm-up {i + 1}/{sizes.warmup}", variant.run(sizes))
+    runs: list[Sample] = []
+    for i in range(sizes.runs):
+        runs.append(variant.run(sizes))
+        progress(f"run {i + 1}/{sizes.runs}", runs[-1])
+    median = {name: statistics.median(r[name] for r in runs) for name in runs[0]}
+    if variant.once is not None:
+        median.update(variant.once(sizes))
+    return {"median": median, "runs": runs, "peak_rss_mib": _peak_rss_mib()}
+
+
+def spawn(key: str, *, quick: bool, timeout: float) -> dict[str, Any]:
+    """Run one variant in a fresh interpreter; its progress goes straight to our stderr."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--one", key]
+    if quick:
+        command.append("--quick")
+    try:
+        done = subprocess.run(
+            command, stdout=subprocess.PIPE, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    if done.returncode != 0:
+        return {"error": f"exit code {done.returncode} (traceback above)"}
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        return {"error": "no output"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+# --------------------------------------------------------------------------- the table
+
+
+@dataclass
+class Row:
+    """One line of the table: a variant and how it compares."""
+
+    variant: str
+    result: str
+    ratio: str = ""
+    target: str = ""
+    verdict: str = ""
+
+
+@dataclass
+class Section:
+    """A scenario: a title line and its rows."""
+
+    title: str
+    rows: list[Row] = field(default_factory=list)
+
+
+@dataclass
+class Check:
+    """A target, for the JSON report."""
+
+    scenario: str
+    metric: str
+    value: float
+    target: float
+    limit: float | None
+    verdict: str
+
+
+def _verdict(value: float, target: float, limit: float | None = None) -> str:
+    if value <= target:
+        return "met"
+    if limit is None:
+        return "MISSED"
+    return "MISSED (within limit)" if value <= limit else "FAILED (over limit)"
+
+
+def _time(seconds: float) -> str:
+    if seconds < 1e-6:
+        return f"{seconds * 1e9:.0f} ns"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.3f} s"
+
+
+def _bytes(n: float) -> str:
+    if n < 1024**2:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / 1024**2:.1f} MiB"
+
+
+def _count(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+class Report:
+    """Turns the variants' results into table sections and target checks."""
+
+    def __init__(self, results: dict[str, dict[str, Any]], sizes: Sizes) -> None:
+        self.results = results
+        self.sizes = sizes
+        self.sections: list[Section] = []
+        self.checks: list[Check] = []
+
+    def median(self, key: str) -> Sample | None:
+        median: Sample | None = self.results.get(key, {}).get("median")
+        return median
+
+    def missing(self, key: str) -> Row:
+        if key not in self.results:
+            return Row(VARIANTS[key].label, "(not run)")
+        return Row(VARIANTS[key].label, f"ERROR: {self.results[key].get('error')}")
+
+    def check(
+        self, scenario: str, metric: str, value: float, target: float, limit: float | None = None
+    ) -> str:
+        verdict = _verdict(value, target, limit)
+        self.checks.append(Check(scenario, metric, value, target, limit, verdict))
+        return verdict
+
+    def build(self) -> None:
+        """Build the sections of the scenarios that were run (all of them unless `--only`)."""
+        if self.ran("a."):
+            self.throughput()
+        if self.ran("b.idle."):
+            self.latency("idle", f"~{IDLE_GAP * 1e6:.0f} us untimed pause between calls", "b.idle")
+        if self.ran("b.b2b."):
+            self.latency("back-to-back", "no pause between calls", "b.b2b")
+        if self.ran("c."):
+            self.blocking()
+        if self.ran("d."):
+            self.percentiles()
+
+    def ran(self, prefix: str) -> bool:
+        return any(key.startswith(prefix) for key in self.results)
+
+    def throughput(self) -> None:
+        n = self.sizes.trivial_tasks
+        section = Section(
+            f"a. throughput: {_count(n)} trivial tasks (x + 1), {TRIVIAL_WORKERS} workers, "
+            "submit all then collect all"
+        )
+        self.sections.append(section)
+        base, ours = self.median("a.tpe"), self.median("a.tasker")
+        for key, med in (("a.tpe", base), ("a.tasker", ours)):
+            if med is None:
+                section.rows.append(self.missing(key))
+                continue
+            rss = self.results[key]["peak_rss_mib"]
+            result = (
+                f"{med['us_per_task']:.2f} us/task ({med['seconds']:.3f} s, peak RSS {rss:.0f} MiB)"
+            )
+            row = Row(VARIANTS[key].label, result)
+            if key == "a.tpe":
+                row.ratio = "1.00"
+            elif base is not None:
+                ratio = med["us_per_task"] / base["us_per_task"]
+                row.ratio = f"{ratio:.2f}"
+                row.target = f"<= {TARGET_THROUGHPUT} (limit {LIMIT_THROUGHPUT})"
+                row.verdict = self.check(
+                    "a", "tasker/TPE us per task", ratio, TARGET_THROUGHPUT, LIMIT_THROUGHPUT
+                )
+            section.rows.append(row)
+
+    def latency(self, mode: str, detail: str, prefix: str) -> None:
+        section = Section(
+            f"b. blocking-call latency, {mode}: {_count(self.sizes.latency_calls)} sequential "
+            f"calls of a trivial task, {LATENCY_WORKERS} idle workers ({detail})"
+        )
+        self.sections.append(section)
+        base_key, our_key = f"{prefix}.tpe", f"{prefix}.tasker"
+        base, ours = self.median(base_key), self.median(our_key)
+        for key, med in ((base_key, base), (our_key, ours)):
+            if med is None:
+                section.rows.append(self.missing(key))
+                continue
+            result = (
+                f"p50 {med['p50_us']:.1f} us, p90 {med['p90_us']:.1f} us, "
+                f"p99 {med['p99_us']:.1f} us"
+            )
+            row = Row(VARIANTS[key].label, result)
+            if key == base_key:
+                row.ratio = "1.00"
+            elif base is not None:
+                p50 = med["p50_us"] / base["p50_us"]
+                p99 = med["p99_us"] / base["p99_us"]
+                row.ratio = f"p50 {p50:.2f}, p99 {p99:.2f}"
+                row.target = f"p50 <= {TARGET_LATENCY_P50}"
+                row.verdict = self.check(
+                    "b", f"tasker/TPE p50 latency, {mode}", p50, TARGET_LATENCY_P50
+                )
+            section.rows.append(row)
+
+    def blocking(self) -> None:
+        n = self.sizes.sleep_tasks
+        ideal = n * SLEEP / SLEEP_WORKERS
+        section = Section(
+            f"c. blocking tasks: {_count(n)} x time.sleep(0.001), {SLEEP_WORKERS} workers, "
+            "wall time vs ideal"
+        )
+        self.sections.append(section)
+        section.rows.append(
+            Row(f"ideal: N x 1 ms / {SLEEP_WORKERS}", f"{ideal:.3f} s", "1.00 ideal")
+        )
+        calibration = self.median("c.calibration")
+        adjusted: float | None = None
+        if calibration is None:
+            section.rows.append(self.missing("c.calibration"))
+        else:
+            adjusted = calibration["adjusted_ideal_s"]
+            section.rows.append(
+                Row(
+                    f"ideal with the measured sleep ({calibration['actual_sleep_us']:.0f} us)",
+                    f"{adjusted:.3f} s",
+                    f"{adjusted / ideal:.2f} ideal",
+                )
+            )
+        base = self.median("c.tpe")
+        for key in ("c.tpe", "c.tasker"):
+            med = self.median(key)
+            if med is None:
+                section.rows.append(self.missing(key))
+                continue
+            result = f"{med['seconds']:.3f} s"
+            if key == "c.tasker" and base is not None:
+                result += f" ({med['seconds'] / base['seconds']:.2f} x TPE)"
+            ratio = f"{med['over_ideal']:.2f} ideal"
+            if adjusted is not None:
+                ratio += f", {med['seconds'] / adjusted:.2f} adjusted"
+            row = Row(VARIANTS[key].label, result, ratio)
+            if key == "c.tasker":
+                row.target = f"<= {TARGET_SLEEP_WALL:.2f} ideal"
+                row.verdict = self.check(
+                    "c", "tasker wall / ideal", med["over_ideal"], TARGET_SLEEP_WALL
+                )
+                if adjusted is not None:
+                    against_adjusted = self.check(
+                        "c",
+                        "tasker wall / adjusted ideal",
+                        med["seconds"] / adjusted,
+                        TARGET_SLEEP_WALL,
+                    )
+                    row.verdict += f" ({against_adjusted} vs adjusted)"
+            section.rows.append(row)
+
+    def percentiles(self) -> None:
+        section = Section(
+            f"d. percentiles: record {_count(self.sizes.durations)} durations, "
+            "then query p95 + p99 (one query = both)"
+        )
+        self.sections.append(section)
+        base = self.median("d.sort")
+        for key in ("d.sort", "d.sketch"):
+            med = self.median(key)
+            if med is None:
+                section.rows.append(self.missing(key))
+                continue
+            result = (
+                f"record {med['record_ns']:.0f} ns, query {_time(med['query_us'] / 1e6)}, "
+                f"keeps {_bytes(med['retained_bytes'])}, error {med['max_rel_error'] * 100:.2f} %"
+            )
+            row = Row(VARIANTS[key].label, result)
+            if key == "d.sort":
+                row.ratio = "1.00"
+            elif base is not None:
+                row.ratio = (
+                    f"query 1/{base['query_us'] / med['query_us']:.0f}, "
+                    f"memory 1/{base['retained_bytes'] / med['retained_bytes']:.0f}"
+                )
+            section.rows.append(row)
+
+    def render(self, header: str) -> str:
+        columns = ("variant", "result", "vs baseline", "target", "verdict")
+        cells = [
+            (f"  {r.variant}", r.result, r.ratio, r.target, r.verdict)
+            for s in self.sections
+            for r in s.rows
+        ]
+        widths = [max(len(c[i]) for c in [columns, *cells]) for i in range(len(columns))]
+
+        def line(values: Sequence[str]) -> str:
+            return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+        out = [header, "", line(columns), line(["-" * w for w in widths])]
+        for section in self.sections:
+            out.append(section.title)
+            out.extend(
+                line((f"  {r.variant}", r.result, r.ratio, r.target, r.verdict))
+                for r in section.rows
+            )
+        return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark tasker against the standard library.")
+    parser.add_argument("--quick", action="store_true", help="one run at small sizes (smoke test)")
+    parser.add_argument("--output", type=Path, help="where to write the JSON results")
+    parser.add_argument("--only", nargs="+", choices=sorted(VARIANTS), help="run these variants")
+    parser.add_argument("--one", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+
+    if args.one is not None:
+        print(json.dumps(run_one(args.one, sizes)))
+        return 0
+
+    keys: list[str] = args.only or list(VARIANTS)
+    timeout = 60.0 if args.quick else 300.0
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    results: dict[str, dict[str, Any]] = {}
+    for i, key in enumerate(keys, 1):
+        print(f"[{i}/{len(keys)}] {key}: {VARIANTS[key].label}", file=sys.stderr, flush=True)
+        results[key] = spawn(key, quick=args.quick, timeout=timeout)
+    elapsed = time.perf_counter() - started
+    load_after = os.getloadavg()[0]
+
+    report = Report(results, sizes)
+    report.build()
+    runs = (
+        f"median of {sizes.runs} runs after {sizes.warmup} warm-up"
+        if sizes.runs > 1
+        else f"{sizes.runs} run, no warm-up"
+    )
+    header = (
+        f"tasker vs standard library{' (quick)' if args.quick else ''}: CPython "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs, {platform.system()}; "
+        f"{runs}, each variant in its own process; {elapsed:.0f} s in all, "
+        f"1-min load average {load_before:.2f} before, {load_after:.2f} after"
+    )
+    print(report.render(header), flush=True)
+
+    output: Path = args.output or HERE / "results" / ("quick.json" if args.quick else "latest.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "quick": args.quick,
+        "sizes": asdict(sizes),
+        "elapsed_s": elapsed,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "variants": {key: {"label": VARIANTS[key].label, **r} for key, r in results.items()},
+        "checks": [asdict(c) for c in report.checks],
+    }
+    output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"\nresults written to {output}", file=sys.stderr)
+    failed = [key for key, r in results.items() if "error" in r]
+    if failed:
+        print(f"variants that failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
