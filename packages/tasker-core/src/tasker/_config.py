@@ -35,3 +35,4 @@ class Config(Generic[R]):
     collectors: tuple[MetricsCollector, ...]
     executor: Executor
     backoff: Backoff
+    timeout: float | None = None

@@ -1,8 +1,12 @@
-"""The engine behind `TaskManager`: lifecycle, submission, failures, scaling and shutdown.
+"""The engine behind both managers: lifecycle, submission, failures, scaling and shutdown.
+
+Every decision lives here once; a runtime (`_threads`, `_asyncio`) only supplies the workers'
+loops, the waits and the calls into user code, and asks the core what to do at each step.
 
 Locking: one lock (`Core._lock`) guards the lifecycle flags, the pending-task count and the
-worker list. The queues themselves are lock-free deques (see `_queue`). Nothing slow (user
-code, `on_create`/`on_destroy`, collectors, loggers) ever runs under the lock.
+worker list. The queues are lock-free deques (see `_queue`). Nothing slow (user code, resource
+hooks, collectors, loggers) ever runs under the lock, and the lock is never held across an
+`await`, so the asyncio runtime never blocks its loop on it.
 """
 
 from __future__ import annotations
@@ -12,28 +16,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from contextlib import suppress
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from tasker._config import Config
 from tasker._fanout import CollectorFanout
-from tasker._outcome import decide_failure
-from tasker._pool import ResourcePool
-from tasker._queue import EXIT, TaskQueue
-from tasker._task import TaskFuture, call_in_task
-from tasker._worker import Startup, Worker, mark_owner, thread_owner, worker_main
-from tasker.errors import (
-    ManagerBrokenError,
-    ManagerClosedError,
-    ResourceCreationError,
-)
+from tasker._outcome import FailureDecision, decide_failure
+from tasker._pool import PoolSlots
+from tasker._queue import EXIT, Channel, TaskQueue
+from tasker._task import TaskRecord
+from tasker._worker import Worker
+from tasker.errors import ManagerBrokenError, ManagerClosedError
 from tasker.events import Event
 from tasker.metrics import COMPLETED, FAILED, RETRIED, InMemoryCollector, TaskMetrics
 from tasker.scaling import ScalingSnapshot
 from tasker.stats import KillReport, ManagerState, TaskStats
 
-__all__ = ["Core"]
+__all__ = ["Core", "Runtime", "Signal"]
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -41,121 +40,135 @@ T = TypeVar("T")
 _perf = time.perf_counter
 
 
-class Core(Generic[R]):
-    """Shared state and decisions of one manager. Workers and the supervisor call into it."""
+class Signal(Protocol):
+    """A flag that can be set from the engine (`threading.Event` or `asyncio.Event`)."""
 
-    def __init__(self, config: Config[R]) -> None:
+    def set(self) -> None:
+        """Raise the flag and wake whoever waits on it."""
+
+    def is_set(self) -> bool:
+        """Whether the flag is raised."""
+        ...
+
+    def clear(self) -> None:
+        """Lower the flag."""
+
+
+class Runtime(Protocol):
+    """What the core needs from an executor's runtime."""
+
+    def new_signal(self) -> Signal:
+        """A fresh flag of the runtime's kind."""
+        ...
+
+    def new_channel(self) -> Channel:
+        """A fresh token channel for the task queues."""
+        ...
+
+    def new_record(
+        self, core: Core[Any], fn: Callable[[Any], Any], task_id: int, **options: Any
+    ) -> TaskRecord[Any]:
+        """A task record (a future) of the runtime's kind."""
+        ...
+
+    def spawn(self, core: Core[Any], worker: Worker) -> None:
+        """Start a worker's loop."""
+
+    def interrupt(self, task: TaskRecord[Any]) -> None:
+        """Stop a running task now if the runtime can (asyncio: cancel its attempt)."""
+
+    def wait_killed(self, seconds: float) -> bool:
+        """Sleep up to `seconds` in a thread task; `True` as soon as the manager is killed."""
+        ...
+
+
+class Core(Generic[R]):
+    """Shared state and decisions of one manager. Runtimes call into it."""
+
+    def __init__(self, config: Config[R], runtime: Runtime) -> None:
         self.config = config
+        self.runtime = runtime
         self.logger = config.logger
-        self.queue = TaskQueue()
+        self.queue = TaskQueue(runtime.new_channel())
         # the built-in collector is fed directly (one call per attempt); the user's collectors,
         # if any, through a fan-out that isolates their failures
         self.metrics_collector = InMemoryCollector()
         self.extra: CollectorFanout | None = (
             CollectorFanout(config.collectors, config.logger) if config.collectors else None
         )
-        self.pool: ResourcePool[R] = ResourcePool(
-            config.pool_size, config.on_create, self.destroy_resource
-        )
+        self.pool: PoolSlots[R] = PoolSlots(config.pool_size)
         self._lock = threading.Lock()
         self._task_ids = itertools.count(1)
         self._worker_ids = itertools.count(1)
-        self._workers: list[Worker] = []
+        self.workers: list[Worker] = []
         self._pending = 0  # submitted to the queues and not yet ended
         self._ready = 0  # workers holding a resource
         self._retire_quota = 0  # idle burst workers asked to leave
         # lifecycle flags; `accepting` is their fast summary for the submit path
         self.accepting = False
         self.killed = False
-        self._closing = False
+        self.closing = False
         self._broken = False
         self._stopped = False
         self._failing_since: float | None = None
         self._last_create_error: BaseException | None = None
-        self.shutdown = threading.Event()  # workers must leave: drained, killed or failed build
-        self._killed_event = threading.Event()
-        self._terminated = threading.Event()
-        self._wake = threading.Event()
-        self._supervisor: threading.Thread | None = None
+        self.shutdown = runtime.new_signal()  # workers must leave: drained, killed, failed build
+        self.killed_signal = runtime.new_signal()
+        self.terminated = runtime.new_signal()
+        self.wake = runtime.new_signal()  # the supervisor has something to look at
 
-    # ------------------------------------------------------------------ start
+    # ----------------------------------------------------------------- start
 
-    def start(self) -> None:
-        """Fill the pool, start the base workers and the supervisor; raise if any part fails."""
+    def new_worker(self, *, burst: bool) -> Worker:
+        """Register a worker; the runtime starts its loop."""
+        worker = Worker(next(self._worker_ids), burst=burst)
+        with self._lock:
+            self.workers.append(worker)
+        return worker
+
+    def opened(self) -> None:
+        """Every base worker is up: start accepting work."""
         cfg = self.config
-        try:
-            self.pool.fill()
-        except ResourceCreationError:
-            self.pool.close()
-            raise
-        startups = [self._spawn(burst=False, startup=Startup()) for _ in range(cfg.workers)]
-        failures = [error for s in startups if (error := s.wait()) is not None]
-        if failures:
-            self._abort_start()
-            raise ResourceCreationError(
-                f"on_create failed for {len(failures)} of {cfg.workers} base workers while "
-                f"building manager {cfg.name!r}: {failures[0]!r}"
-            ) from failures[0]
         with self._lock:
             self.accepting = True
-        self._supervisor = threading.Thread(
-            target=self._supervise, name=f"{cfg.name}-supervisor", daemon=True
-        )
-        self._supervisor.start()
         self.log(
             logging.INFO,
             Event.MANAGER_STARTED,
             workers=cfg.workers,
             max_workers=cfg.max_workers,
             pool_size=cfg.pool_size,
+            executor=cfg.executor.name,
         )
-
-    def _abort_start(self) -> None:
-        with self._lock:
-            self.shutdown.set()
-            workers = list(self._workers)
-        self.queue.send(EXIT, len(workers))
-        for worker in workers:
-            if worker.handle is not None:
-                worker.handle.join()
-        self.pool.close()
-        with self._lock:
-            self._stopped = True
-        self._terminated.set()
-
-    def _spawn(self, *, burst: bool, startup: Startup | None = None) -> Startup:
-        """Start one worker thread (the caller holds no lock). Returns its startup report."""
-        startup = startup if startup is not None else Startup()
-        worker = Worker(next(self._worker_ids), burst=burst)
-        with self._lock:
-            self._workers.append(worker)
-        worker.handle = self.config.executor.start_worker(
-            lambda: worker_main(self, worker, startup),
-            name=f"{self.config.name}-worker-{worker.worker_id}",
-        )
-        return startup
 
     # ------------------------------------------------------------- submission
 
-    def submit(self, fn: Callable[[R], T], *, priority: bool, once: bool) -> TaskFuture[T]:
+    def submit(
+        self,
+        fn: Callable[[R], Any],
+        *,
+        priority: bool,
+        once: bool,
+        timeout: float | None = None,
+    ) -> TaskRecord[Any]:
         """Queue a task; raise at once if the manager does not accept work."""
         if not callable(fn):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
         if not self.accepting:
-            raise self._refusal()
-        task: TaskFuture[T] = TaskFuture(
-            self, fn, next(self._task_ids), priority=priority, once=once
+            raise self.refusal()
+        task = self.runtime.new_record(
+            self, fn, next(self._task_ids), priority=priority, once=once, timeout=timeout
         )
         self.record_arrival(task)
         with self._lock:
             if not self.accepting:
-                raise self._refusal()
+                raise self.refusal()
             self._pending += 1
             self.queue.put(task)
         return task
 
-    def _refusal(self) -> RuntimeError:
-        if self._broken and not (self._closing or self.killed):
+    def refusal(self) -> RuntimeError:
+        """The error explaining why work is refused right now."""
+        if self._broken and not (self.closing or self.killed):
             error = ManagerBrokenError(
                 f"manager {self.config.name!r} is broken: no worker could create its resource "
                 f"for {self.config.backoff.broken_after} s; last error: "
@@ -166,23 +179,25 @@ class Core(Generic[R]):
         state = "killed" if self.killed else "stopped"
         return ManagerClosedError(f"cannot submit tasks: manager {self.config.name!r} is {state}")
 
-    def discard(self, task: TaskFuture[Any]) -> None:
-        """A queued task was cancelled by its caller: take it out of its queue."""
+    def discard(self, task: TaskRecord[Any]) -> bool:
+        """A queued task was cancelled by its caller: take it out of its queue if still there."""
         if self.queue.remove(task):
             self.task_done()
+            return True
+        return False
 
     def task_done(self) -> None:
         """One pending task ended; wake the supervisor when a stop was waiting for it."""
         with self._lock:
             self._pending -= 1
-            if self._pending or not self._closing:
+            if self._pending or not self.closing:
                 return
-        self._wake.set()
+        self.wake.set()
 
-    def guard_callback(self, fn: Callable[[Future[T]], object]) -> Callable[[Future[T]], None]:
+    def guard_callback(self, fn: Callable[[T], object]) -> Callable[[T], None]:
         """Wrap a done-callback so that an exception it raises is logged, never propagated."""
 
-        def guarded(future: Future[T]) -> None:
+        def guarded(future: T) -> None:
             try:
                 fn(future)
             except BaseException as error:  # callbacks must never break a worker
@@ -196,17 +211,29 @@ class Core(Generic[R]):
 
         return guarded
 
-    # --------------------------------------------------------------- failures
+    # ---------------------------------------------------------------- metrics
 
-    def record_arrival(self, task: TaskFuture[Any]) -> None:
+    def record_arrival(self, task: TaskRecord[Any]) -> None:
         """Tell every collector a task arrived."""
         self.metrics_collector.record_arrival(task)
         if self.extra is not None:
             self.extra.record_arrival(task)
 
+    def attempt_started(self, task: TaskRecord[Any], worker: Worker | None) -> float:
+        """Mark an attempt as begun; return its start time (for the wait and run durations)."""
+        task.attempt += 1
+        if worker is not None:
+            task.worker_id = worker.worker_id
+            task.resource = worker.resource
+            worker.current = task
+        task.started_at = start = _perf()
+        if self.extra is not None:
+            self.extra.record_start(task, start - task.queued_at if worker else 0.0)
+        return start
+
     def record_attempt(
         self,
-        task: TaskFuture[Any],
+        task: TaskRecord[Any],
         wait_time: float,
         elapsed: float,
         outcome: int,
@@ -230,26 +257,42 @@ class Core(Generic[R]):
             assert error is not None
             extra.record_retry(task, error)
 
+    # --------------------------------------------------------------- outcomes
+
+    def attempt_succeeded(
+        self, worker: Worker, task: TaskRecord[Any], result: object, start: float
+    ) -> None:
+        """Settle a successful attempt on a worker: metrics first, then the caller."""
+        elapsed = _perf() - start
+        worker.current = None
+        if self.killed:  # abandoned by kill(): its caller already has CancelledError
+            task.abandon()
+            return
+        if task.cancel_requested:  # timed out or cancelled: its caller already knows
+            self.task_done()
+            return
+        wait = start - task.queued_at
+        if self.extra is None:
+            self.metrics_collector.record_attempt(wait, elapsed, COMPLETED)
+        else:
+            self.record_attempt(task, wait, elapsed, COMPLETED)
+        task.resolve(result)
+        self.task_done()
+
     def attempt_failed(
-        self,
-        worker: Worker,
-        task: TaskFuture[Any],
-        error: BaseException,
-        wait_time: float,
-        elapsed: float,
+        self, worker: Worker, task: TaskRecord[Any], error: BaseException, start: float
     ) -> bool:
         """Settle a failed attempt on a worker; return `True` if the worker must be replaced."""
-        if self.killed:  # kill() already told the caller; the worker just leaves
+        elapsed = _perf() - start
+        worker.current = None
+        if self.killed:  # abandoned by kill(): its caller already has CancelledError
             task.abandon()
             return False
-        cfg = self.config
-        decision = decide_failure(
-            task,
-            error,
-            health_check=cfg.health_check,
-            max_retries=cfg.max_retries,
-            logger=self.logger,
-        )
+        if task.cancel_requested:  # timed out or cancelled: its caller already knows
+            self.task_done()
+            return False
+        wait_time = start - task.queued_at
+        decision = self._decide(task, error)
         if decision.replace_worker:
             self.log(
                 logging.WARNING,
@@ -261,22 +304,50 @@ class Core(Generic[R]):
             )
         if decision.retry and self._requeue(task, error, wait_time, elapsed):
             return True
+        self._deliver_failure(task, decision, error, wait_time, elapsed)
+        self.task_done()
+        return decision.replace_worker
+
+    def attempt_cancelled(self, worker: Worker, task: TaskRecord[Any]) -> None:
+        """A running attempt was interrupted because its caller cancelled it (asyncio)."""
+        worker.current = None
+        task.abandon()
+        if not self.killed:
+            self.task_done()
+
+    def _decide(self, task: TaskRecord[Any], error: BaseException) -> FailureDecision:
+        cfg = self.config
+        return decide_failure(
+            task,
+            error,
+            health_check=cfg.health_check,
+            max_retries=cfg.max_retries,
+            logger=self.logger,
+        )
+
+    def _deliver_failure(
+        self,
+        task: TaskRecord[Any],
+        decision: FailureDecision,
+        error: BaseException,
+        wait_time: float,
+        elapsed: float,
+    ) -> BaseException:
         final = decision.error if decision.error is not None else error
         self.record_attempt(task, wait_time, elapsed, FAILED, final)
         self.log(
             logging.DEBUG,
             Event.TASK_FAILED,
             task_id=task.task_id,
-            worker_id=worker.worker_id,
+            worker_id=task.worker_id,
             attempt=task.attempt,
             error=final,
         )
         task.fail(final)
-        self.task_done()
-        return decision.replace_worker
+        return final
 
     def _requeue(
-        self, task: TaskFuture[Any], error: BaseException, wait_time: float, elapsed: float
+        self, task: TaskRecord[Any], error: BaseException, wait_time: float, elapsed: float
     ) -> bool:
         """Queue a retry at the front of its queue; `False` if the manager can no longer run it."""
         # counted before the retry is visible, so metrics() never lags what callers can see
@@ -288,6 +359,10 @@ class Core(Generic[R]):
                 self.queue.put_front(task)
         if not requeued:
             return False
+        self._log_retry(task, error)
+        return True
+
+    def _log_retry(self, task: TaskRecord[Any], error: BaseException) -> None:
         self.log(
             logging.WARNING,
             Event.TASK_RETRIED,
@@ -296,19 +371,75 @@ class Core(Generic[R]):
             max_retries=self.config.max_retries,
             error=error,
         )
-        return True
 
-    # --------------------------------------------------------------- resources
+    # --------------------------------------------------------------- run_task
 
-    def destroy_resource(self, resource: R) -> None:
-        """Call `on_destroy`; an exception is logged, never raised."""
-        on_destroy = self.config.on_destroy
-        if on_destroy is None:
-            return
-        try:
-            on_destroy(resource)
-        except Exception as error:
-            self.log(logging.ERROR, Event.RESOURCE_DESTROY_FAILED, error=error)
+    def run_task_record(self, fn: Callable[[R], Any], *, once: bool) -> TaskRecord[Any]:
+        """Start a `run_task` call: check the state, make and count its record."""
+        if not callable(fn):
+            raise TypeError(f"task must be callable, got {type(fn).__name__}")
+        if self.closing or self.killed:
+            raise self.refusal()
+        task = self.runtime.new_record(self, fn, next(self._task_ids), priority=False, once=once)
+        task.set_running_or_notify_cancel()
+        self.record_arrival(task)
+        return task
+
+    def run_task_failed(
+        self, task: TaskRecord[Any], error: BaseException, start: float
+    ) -> tuple[bool, BaseException | None]:
+        """Settle a failed `run_task` attempt.
+
+        Returns `(unhealthy, error_to_raise)`: an unhealthy resource must be destroyed, and
+        `error_to_raise` is `None` when the task is to be retried on a fresh one.
+        """
+        elapsed = _perf() - start
+        decision = self._decide(task, error)
+        if decision.retry and not self.killed:
+            self.record_attempt(task, 0.0, elapsed, RETRIED, error)
+            self._log_retry(task, error)
+            return True, None
+        final = decision.error if decision.error is not None else error
+        self.record_attempt(task, 0.0, elapsed, FAILED, final)
+        return decision.replace_worker, final
+
+    def run_task_unavailable(self, task: TaskRecord[Any], error: BaseException) -> None:
+        """No resource could be made for a `run_task` call."""
+        self.record_attempt(task, 0.0, 0.0, FAILED, error)
+
+    def attempt_timed_out(self, task: TaskRecord[Any], elapsed: float) -> None:
+        """A running attempt outlived its timeout: its caller gets `TimeoutError` now.
+
+        The task is told to stop (`current_task().cancelled`); its worker is not replaced and
+        picks up the next task once the overdue one returns.
+        """
+        task.cancel_requested = True
+        error = TimeoutError(f"task {task.task_id} timed out after {task.timeout} s")
+        if task.fail(error):
+            self.record_attempt(task, task.started_at - task.queued_at, elapsed, FAILED, error)
+            self.log(
+                logging.WARNING,
+                Event.TASK_TIMED_OUT,
+                task_id=task.task_id,
+                worker_id=task.worker_id,
+                attempt=task.attempt,
+                timeout=task.timeout,
+            )
+
+    def run_task_succeeded(self, task: TaskRecord[Any], start: float) -> None:
+        """Count a successful `run_task` attempt."""
+        self.record_attempt(task, 0.0, _perf() - start, COMPLETED)
+
+    # -------------------------------------------------------------- resources
+
+    def destroy_failed(self, error: BaseException, worker: Worker | None = None) -> None:
+        """`on_destroy` raised: log it (it is never raised)."""
+        self.log(
+            logging.ERROR,
+            Event.RESOURCE_DESTROY_FAILED,
+            worker_id=worker.worker_id if worker else None,
+            error=error,
+        )
 
     def creation_failed(self, worker: Worker, error: Exception, failures: int) -> None:
         """A worker's `on_create` failed; declare the manager broken if nothing is alive."""
@@ -333,7 +464,7 @@ class Core(Generic[R]):
             self.accepting = False
             doomed = self.queue.drain()
             self._pending -= len(doomed)
-            wake = self._closing and not self._pending
+            wake = self.closing and not self._pending
         self.log(logging.ERROR, Event.MANAGER_BROKEN, failed_tasks=len(doomed), error=error)
         for task in doomed:
             broken = ManagerBrokenError(
@@ -343,29 +474,45 @@ class Core(Generic[R]):
             broken.__cause__ = error
             task.fail(broken)
         if wake:
-            self._wake.set()
+            self.wake.set()
 
-    def worker_ready(self, worker: Worker) -> None:
+    def worker_ready(self, worker: Worker, resource: R) -> None:
         """A worker created its resource."""
+        worker.resource = resource
         with self._lock:
             self._ready += 1
             self._failing_since = None
             recovered = self._broken
             if recovered:
                 self._broken = False
-                self.accepting = not (self._closing or self.killed)
+                self.accepting = not (self.closing or self.killed)
+        self.log(logging.INFO, Event.WORKER_STARTED, worker_id=worker.worker_id, burst=worker.burst)
         if recovered:
             self.log(logging.INFO, Event.MANAGER_RECOVERED, worker_id=worker.worker_id)
 
-    def worker_lost_resource(self) -> None:
-        """A worker destroyed (or is about to destroy) its resource."""
+    def worker_releasing(self, worker: Worker) -> Any:
+        """A worker is about to destroy its resource; return it."""
+        resource, worker.resource = worker.resource, None
         with self._lock:
             self._ready -= 1
+        return resource
+
+    def worker_replaced(self, worker: Worker) -> None:
+        """A worker whose resource turned unhealthy starts afresh, under a new id."""
+        old = worker.worker_id
+        worker.worker_id = next(self._worker_ids)
+        self.log(
+            logging.WARNING,
+            Event.WORKER_REPLACED,
+            worker_id=worker.worker_id,
+            replaced_worker_id=old,
+        )
 
     def worker_exited(self, worker: Worker) -> None:
         """A worker's loop returned."""
         with self._lock:
-            self._workers.remove(worker)
+            self.workers.remove(worker)
+        self.log(logging.INFO, Event.WORKER_STOPPED, worker_id=worker.worker_id)
 
     def try_retire(self, worker: Worker) -> bool:
         """An idle burst worker asks whether it should leave."""
@@ -377,92 +524,22 @@ class Core(Generic[R]):
             self._retire_quota -= 1
             return True
 
-    def next_worker_id(self) -> int:
-        """A fresh worker id (a replaced worker gets a new one)."""
-        return next(self._worker_ids)
+    # ---------------------------------------------------------------- scaling
 
-    def wait_killed(self, timeout: float) -> bool:
-        """Sleep up to `timeout` seconds; return early, `True`, if the manager is killed."""
-        return self._killed_event.wait(timeout)
+    def supervisor_tick(self) -> int | None:
+        """One supervisor step: `None` when it is time to finish, else the workers to add."""
+        if self.killed:
+            return None
+        if self.closing:
+            with self._lock:
+                if not self._pending:
+                    return None
+        return self._plan_scaling()
 
-    # ---------------------------------------------------------------- run_task
-
-    def run_task(self, fn: Callable[[R], T], *, once: bool) -> T:
-        """Run `fn` now in the calling thread on a pooled or temporary resource."""
-        if not callable(fn):
-            raise TypeError(f"task must be callable, got {type(fn).__name__}")
-        if self._closing or self.killed:
-            raise self._refusal()
-        cfg = self.config
-        task: TaskFuture[T] = TaskFuture(self, fn, next(self._task_ids), priority=False, once=once)
-        task.set_running_or_notify_cancel()
-        self.record_arrival(task)
-        while True:
-            try:
-                resource, pooled = self.pool.borrow()
-            except ResourceCreationError as error:
-                self.record_attempt(task, 0.0, 0.0, FAILED, error)
-                raise
-            task.attempt += 1
-            task.resource = resource
-            if self.extra is not None:
-                self.extra.record_start(task, 0.0)
-            start = _perf()
-            try:
-                result = task.context.run(call_in_task, task, resource)
-            except BaseException as error:
-                elapsed = _perf() - start
-                decision = decide_failure(
-                    task,
-                    error,
-                    health_check=cfg.health_check,
-                    max_retries=cfg.max_retries,
-                    logger=self.logger,
-                )
-                self.pool.give_back(resource, pooled, healthy=not decision.replace_worker)
-                if decision.retry and not self.killed:
-                    self.record_attempt(task, 0.0, elapsed, RETRIED, error)
-                    self.log(
-                        logging.WARNING,
-                        Event.TASK_RETRIED,
-                        task_id=task.task_id,
-                        attempt=task.attempt,
-                        max_retries=cfg.max_retries,
-                        error=error,
-                    )
-                    continue
-                final = decision.error if decision.error is not None else error
-                self.record_attempt(task, 0.0, elapsed, FAILED, final)
-                if final is error:
-                    raise
-                raise final from error
-            elapsed = _perf() - start
-            self.pool.give_back(resource, pooled, healthy=True)
-            self.record_attempt(task, 0.0, elapsed, COMPLETED)
-            return result
-
-    # ----------------------------------------------------------------- scaling
-
-    def _supervise(self) -> None:
-        mark_owner(self)
-        policy = self.config.policy
-        while True:
-            self._wake.wait(policy.interval)
-            self._wake.clear()
-            if self.killed:
-                break
-            if self._closing:
-                with self._lock:
-                    drained = not self._pending
-                if drained:
-                    break
-            self._scale()
-        self._finish()
-
-    def _scale(self) -> None:
+    def _plan_scaling(self) -> int:
         cfg = self.config
         metrics = self.metrics_collector.metrics()
-        workers = list(self._workers)
+        workers = list(self.workers)
         snapshot = ScalingSnapshot(
             now=time.monotonic(),
             base_workers=cfg.workers,
@@ -478,36 +555,35 @@ class Core(Generic[R]):
             target = int(cfg.policy.target_workers(snapshot))
         except Exception as error:
             self.log(logging.ERROR, Event.POLICY_FAILED, policy=repr(cfg.policy), error=error)
-            return
+            return 0
         target = max(cfg.workers, min(cfg.max_workers, target))
         with self._lock:
             if self.shutdown.is_set():
-                return
-            live = len(self._workers)
-            if self._closing:  # winding down: idle bursts may leave, none are added
+                return 0
+            live = len(self.workers)
+            if self.closing:  # winding down: idle bursts may leave, none are added
                 target = min(target, live)
             grow = target - live
             previous_quota = self._retire_quota
             self._retire_quota = max(0, -grow)
         if grow > 0:
             self.log(logging.INFO, Event.SCALED_UP, workers=live, target=target)
-            for _ in range(grow):
-                self._spawn(burst=True)
         elif grow < 0 and self._retire_quota != previous_quota:
             self.log(logging.INFO, Event.SCALED_DOWN, workers=live, target=target)
+        return max(grow, 0)
 
-    # ---------------------------------------------------------------- shutdown
+    # --------------------------------------------------------------- shutdown
 
     def begin_stop(self) -> None:
         """Refuse new work; the supervisor finishes the shutdown once everything has drained."""
         with self._lock:
-            if self._closing or self.killed:
+            if self.closing or self.killed:
                 return
-            self._closing = True
+            self.closing = True
             self.accepting = False
             pending = self._pending
         self.log(logging.INFO, Event.MANAGER_STOPPING, pending_tasks=pending)
-        self._wake.set()
+        self.wake.set()
 
     def kill(self) -> KillReport:
         """Refuse new work, cancel queued tasks, abandon running ones, tear everything down."""
@@ -515,17 +591,18 @@ class Core(Generic[R]):
             if self.killed or self._stopped:
                 return KillReport(cancelled_tasks=0, abandoned_tasks=0)
             self.killed = True
-            self._closing = True
+            self.closing = True
             self.accepting = False
             self.shutdown.set()
             queued = self.queue.drain()
             self._pending = 0
-            running = [w.current for w in self._workers if w.current is not None]
-            live = len(self._workers)
+            running = [w.current for w in self.workers if w.current is not None]
+            live = len(self.workers)
         cancelled = sum(1 for task in queued if task.abandon())
         for task in running:  # before waking cooperative tasks, so none can finish first
             task.abandon()
-        self._killed_event.set()
+            self.runtime.interrupt(task)
+        self.killed_signal.set()
         abandoned = 0
         for task in running:
             if task.cancelled():  # not if it had already finished when kill() looked
@@ -538,7 +615,7 @@ class Core(Generic[R]):
                     attempt=task.attempt,
                 )
         self.queue.send(EXIT, live)
-        self._wake.set()
+        self.wake.set()
         self.log(
             logging.WARNING,
             Event.MANAGER_KILLED,
@@ -547,35 +624,23 @@ class Core(Generic[R]):
         )
         return KillReport(cancelled_tasks=cancelled, abandoned_tasks=abandoned)
 
-    def _finish(self) -> None:
-        """Supervisor's last act: release the workers, join them, empty the pool."""
+    def finish_begin(self) -> list[Worker]:
+        """The supervisor's last act begins: release every worker; return them to join."""
         with self._lock:
             self.shutdown.set()
-            workers = list(self._workers)
+            workers = list(self.workers)
         # one EXIT per worker; after kill() this repeats its tokens, which is harmless and
-        # reaches a burst worker the scaler started while kill() was taking its snapshot
+        # reaches a burst worker started while kill() was taking its snapshot
         self.queue.send(EXIT, len(workers))
-        self.pool.close()
-        for worker in workers:
-            if worker.handle is not None:
-                worker.handle.join()
+        return workers
+
+    def finish_end(self) -> None:
+        """Every worker has exited and every resource is destroyed."""
         with self._lock:
             self._stopped = True
         if not self.killed:
             self.log(logging.INFO, Event.MANAGER_STOPPED)
-        self._terminated.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait until every worker has exited and every resource is destroyed."""
-        if not self._terminated.wait(timeout):
-            return False
-        if self._supervisor is not None and self._supervisor is not threading.current_thread():
-            self._supervisor.join(timeout)
-        return True
-
-    def in_own_thread(self) -> bool:
-        """Whether the caller is one of this manager's workers or its supervisor."""
-        return thread_owner() is self
+        self.terminated.set()
 
     # -------------------------------------------------------------- snapshots
 
@@ -586,7 +651,7 @@ class Core(Generic[R]):
             return ManagerState.KILLED
         if self._stopped:
             return ManagerState.STOPPED
-        if self._closing:
+        if self.closing:
             return ManagerState.STOPPING
         if self._broken:
             return ManagerState.BROKEN
@@ -594,12 +659,11 @@ class Core(Generic[R]):
 
     def stats(self) -> TaskStats:
         """A live snapshot of workers, queues and pool."""
-        workers = list(self._workers)
-        bursts = sum(1 for w in workers if w.burst)
+        workers = list(self.workers)
         return TaskStats(
             base_workers=self.config.workers,
             active_workers=len(workers),
-            burst_workers=bursts,
+            burst_workers=sum(1 for w in workers if w.burst),
             max_workers=self.config.max_workers,
             busy_workers=sum(1 for w in workers if w.current is not None),
             queued_tasks=self.queue.main_depth,

@@ -1,103 +1,77 @@
-"""The resource pool `run_task` borrows from."""
+"""The bookkeeping of the resource pool `run_task` borrows from.
+
+The pool only decides; the runtime that owns it creates and destroys the resources (in a thread
+or on an event loop), so the same rules serve both executors.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from tasker.errors import ResourceCreationError
-
-__all__ = ["ResourcePool"]
+__all__ = ["PoolSlots"]
 
 R = TypeVar("R")
 
 
-class ResourcePool(Generic[R]):
+class PoolSlots(Generic[R]):
     """Up to `capacity` pooled resources, created up front and refilled on demand.
 
-    `borrow()` hands out a pooled resource, re-creates a pooled one that was lost to an unhealthy
-    task, or, when every pooled resource is in use, creates a temporary one. `give_back()`
-    returns pooled resources and destroys temporary, unhealthy or late (after `close()`) ones, so
-    every resource is destroyed exactly once.
+    `reserve()` hands out a pooled resource, or asks the caller to create one that will be
+    pooled (a slot freed by an unhealthy resource) or temporary (every pooled resource is busy).
+    `give_back()` says whether the caller must destroy what it returns: temporary, unhealthy and
+    late (after `close()`) resources are destroyed, so every resource dies exactly once.
     """
 
-    __slots__ = ("_available", "_capacity", "_closed", "_create", "_destroy", "_lock", "_owned")
+    __slots__ = ("_available", "_capacity", "_closed", "_lock", "_owned")
 
-    def __init__(
-        self, capacity: int, create: Callable[[], R], destroy: Callable[[R], None]
-    ) -> None:
+    def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._create = create
-        self._destroy = destroy
         self._lock = threading.Lock()
         self._available: deque[R] = deque()
         self._owned = 0
         self._closed = False
 
-    def fill(self) -> None:
-        """Create every pooled resource now, in the calling thread (raises on failure)."""
-        while True:
-            with self._lock:
-                if self._owned >= self._capacity:
-                    return
-                self._owned += 1
-            try:
-                resource = self._create()
-            except Exception as error:
-                with self._lock:
-                    self._owned -= 1
-                raise ResourceCreationError(
-                    f"on_create failed while filling the resource pool: {error!r}"
-                ) from error
-            self._put_back(resource)
+    @property
+    def capacity(self) -> int:
+        """How many resources the pool keeps."""
+        return self._capacity
 
-    def borrow(self) -> tuple[R, bool]:
-        """Return `(resource, pooled)`; a temporary resource has `pooled=False`."""
+    def reserve(self) -> tuple[R | None, bool]:
+        """Return `(resource, pooled)`; `resource` is `None` when the caller must create one."""
         with self._lock:
             if self._available:
                 return self._available.popleft(), True
             pooled = self._owned < self._capacity and not self._closed
             if pooled:
                 self._owned += 1
-        try:
-            return self._create(), pooled
-        except Exception as error:
-            if pooled:
-                with self._lock:
-                    self._owned -= 1
-            raise ResourceCreationError(
-                f"on_create failed for a run_task resource: {error!r}"
-            ) from error
+            return None, pooled
 
-    def give_back(self, resource: R, pooled: bool, *, healthy: bool) -> None:
-        """Return a borrowed resource: kept if pooled and healthy, destroyed otherwise."""
-        if pooled and healthy:
-            self._put_back(resource)
-            return
+    def creation_failed(self, pooled: bool) -> None:
+        """The resource the caller was to create for a reserved slot could not be made."""
         if pooled:
             with self._lock:
                 self._owned -= 1
-        self._destroy(resource)
 
-    def _put_back(self, resource: R) -> None:
+    def give_back(self, resource: R, pooled: bool, *, healthy: bool) -> bool:
+        """Return a resource; `True` if the caller must destroy it."""
         with self._lock:
-            if not self._closed:
+            if pooled and healthy and not self._closed:
                 self._available.append(resource)
-                return
-            self._owned -= 1
-        self._destroy(resource)
+                return False
+            if pooled:
+                self._owned -= 1
+            return True
 
-    def close(self) -> None:
-        """Destroy every available resource; resources still borrowed die when given back."""
+    def close(self) -> list[R]:
+        """Stop pooling; return the available resources, which the caller must destroy."""
         with self._lock:
             self._closed = True
             doomed = list(self._available)
             self._available.clear()
             self._owned -= len(doomed)
-        for resource in doomed:
-            self._destroy(resource)
+        return doomed
 
     @property
     def available(self) -> int:

@@ -1,65 +1,63 @@
 """The two task queues (priority and main) behind one wake-up channel.
 
-Every queued task puts one token in a `SimpleQueue`; a worker takes a token, then pops the
-priority queue first and the main queue second. Pops and appends are single deque operations,
-so the hot path takes no Python-level lock. A token whose task was removed (cancelled, or
-drained by `kill()`) finds both queues empty and is simply skipped. Control messages travel on
-the same channel, behind the tasks already queued.
+Every queued task puts one token on a channel (a `queue.SimpleQueue` for threads, an
+`asyncio.Queue` on an event loop); a worker takes a token, then pops the priority queue first
+and the main queue second. Pops and appends are single deque operations, so the hot path takes
+no Python-level lock. A token whose task was removed (cancelled, or drained by `kill()`) finds
+both queues empty and is simply skipped. Control messages travel on the same channel, behind
+the tasks already queued.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from queue import Empty, SimpleQueue
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from tasker._task import TaskFuture
+from tasker._task import TaskRecord
 
-__all__ = ["EXIT", "TaskQueue"]
+__all__ = ["EXIT", "TASK", "Channel", "TaskQueue"]
 
 EXIT: Final = object()
 """Control token: the worker that takes it exits."""
 
-_TASK: Final = None
+TASK: Final = None
+"""The token of a queued task."""
+
+
+class Channel(Protocol):
+    """Where tokens go: any FIFO with a non-blocking put."""
+
+    def put_nowait(self, item: object, /) -> None:
+        """Add a token without blocking."""
 
 
 class TaskQueue:
     """Priority and main FIFO queues; retried tasks re-enter at the front of their queue."""
 
-    __slots__ = ("_main", "_priority", "_signal")
+    __slots__ = ("_main", "_priority", "channel")
 
-    def __init__(self) -> None:
-        self._priority: deque[TaskFuture[Any]] = deque()
-        self._main: deque[TaskFuture[Any]] = deque()
-        self._signal: SimpleQueue[object] = SimpleQueue()
+    def __init__(self, channel: Channel) -> None:
+        self._priority: deque[TaskRecord[Any]] = deque()
+        self._main: deque[TaskRecord[Any]] = deque()
+        self.channel = channel
 
-    def put(self, task: TaskFuture[Any]) -> None:
+    def put(self, task: TaskRecord[Any]) -> None:
         """Queue `task` at the back of its queue."""
         (self._priority if task.priority else self._main).append(task)
-        self._signal.put(_TASK)
+        self.channel.put_nowait(TASK)
 
-    def put_front(self, task: TaskFuture[Any]) -> None:
+    def put_front(self, task: TaskRecord[Any]) -> None:
         """Queue `task` at the front of its queue (a retry keeps its turn)."""
         (self._priority if task.priority else self._main).appendleft(task)
-        self._signal.put(_TASK)
+        self.channel.put_nowait(TASK)
 
     def send(self, token: object, count: int = 1) -> None:
         """Send a control token to `count` workers, behind every task already queued."""
         for _ in range(count):
-            self._signal.put(token)
+            self.channel.put_nowait(token)
 
-    def get(self, timeout: float | None = None) -> TaskFuture[Any] | object | None:
-        """Wait for the next task or control token.
-
-        Returns a task, a control token, or `None` when a token found no task (it was removed)
-        or when `timeout` expired.
-        """
-        try:
-            token = self._signal.get(timeout=timeout)
-        except Empty:
-            return None
-        if token is not _TASK:
-            return token
+    def take(self) -> TaskRecord[Any] | None:
+        """Pop the next task for a `TASK` token: priority first; `None` if it was removed."""
         try:
             return self._priority.popleft()
         except IndexError:
@@ -69,7 +67,7 @@ class TaskQueue:
         except IndexError:
             return None
 
-    def remove(self, task: TaskFuture[Any]) -> bool:
+    def remove(self, task: TaskRecord[Any]) -> bool:
         """Take `task` out of its queue; `False` if a worker (or `drain`) already took it."""
         try:
             (self._priority if task.priority else self._main).remove(task)
@@ -77,9 +75,9 @@ class TaskQueue:
             return False
         return True
 
-    def drain(self) -> list[TaskFuture[Any]]:
+    def drain(self) -> list[TaskRecord[Any]]:
         """Remove and return every queued task, priority ones first."""
-        tasks: list[TaskFuture[Any]] = []
+        tasks: list[TaskRecord[Any]] = []
         for queue in (self._priority, self._main):
             while True:
                 try:

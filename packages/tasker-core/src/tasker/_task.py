@@ -1,13 +1,18 @@
-"""The task record: a `Future` that also carries what a worker needs to run the task."""
+"""Task records: futures that also carry what a worker needs to run the task.
+
+`TaskFuture` (a `concurrent.futures.Future`) serves the thread executor, `AsyncTaskFuture` (an
+`asyncio.Future`) the asyncio executor; the engine sees both through the `TaskRecord` protocol.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from tasker._condition import FutureCondition
 from tasker.errors import CancelledError
@@ -15,13 +20,56 @@ from tasker.errors import CancelledError
 if TYPE_CHECKING:
     from tasker._core import Core
 
-__all__ = ["RunningTask", "TaskFuture", "current_task"]
+__all__ = ["RunningTask", "TaskFuture", "TaskRecord", "current_task"]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
-_CURRENT: contextvars.ContextVar[TaskFuture[Any] | None] = contextvars.ContextVar(
+_CURRENT: contextvars.ContextVar[TaskRecord[Any] | None] = contextvars.ContextVar(
     "tasker_current_task", default=None
 )
+
+
+class TaskRecord(Protocol[T_co]):
+    """What the engine needs of a task, whichever executor runs it."""
+
+    fn: Callable[[Any], Any]
+    task_id: int
+    timeout: float | None
+    priority: bool
+    once: bool
+    attempt: int
+    cancel_requested: bool
+    context: contextvars.Context
+    queued_at: float
+    started_at: float
+    resource: Any
+    worker_id: int | None
+
+    @property
+    def core(self) -> Core[Any]:
+        """The engine of the manager the task belongs to."""
+        ...
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """Mark the task started; `False` if its caller cancelled it first."""
+        ...
+
+    def resolve(self, result: Any) -> bool:
+        """Deliver the result unless the task already ended."""
+        ...
+
+    def fail(self, error: BaseException) -> bool:
+        """Deliver an exception unless the task already ended."""
+        ...
+
+    def abandon(self) -> bool:
+        """End the task as cancelled, whatever its state."""
+        ...
+
+    def cancelled(self) -> bool:
+        """Whether the task ended cancelled."""
+        ...
 
 
 _ENDED = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
@@ -53,7 +101,9 @@ class TaskFuture(Future[T], Generic[T]):
         "priority",
         "queued_at",
         "resource",
+        "started_at",
         "task_id",
+        "timeout",
         "worker_id",
     )
 
@@ -65,6 +115,7 @@ class TaskFuture(Future[T], Generic[T]):
         *,
         priority: bool,
         once: bool,
+        timeout: float | None = None,
     ) -> None:
         # Future.__init__ is replaced by its lean equivalent: same attributes, cheaper condition.
         self._condition = FutureCondition()  # type: ignore[assignment]
@@ -78,12 +129,19 @@ class TaskFuture(Future[T], Generic[T]):
         self.task_id = task_id
         self.priority = priority
         self.once = once
+        self.timeout = timeout
         self.attempt = 0
         self.cancel_requested = False
         self.context = contextvars.copy_context()
         self.queued_at = time.perf_counter()
+        self.started_at = 0.0
         self.resource: Any = None
         self.worker_id: int | None = None
+
+    @property
+    def core(self) -> Core[Any]:
+        """The engine of the manager the task belongs to."""
+        return self._core
 
     def cancel(self) -> bool:
         """Cancel the task if it has not started; a queued task leaves its queue at once."""
@@ -142,7 +200,7 @@ class TaskFuture(Future[T], Generic[T]):
         return f"<TaskFuture id={self.task_id} {self._state.lower()}>"
 
 
-def call_in_task(task: TaskFuture[T], resource: Any) -> T:
+def call_in_task(task: TaskRecord[Any], resource: Any) -> Any:
     """Run the task's function on `resource` with `current_task()` pointing at it."""
     token = _CURRENT.set(task)
     try:
@@ -156,7 +214,7 @@ class RunningTask:
 
     __slots__ = ("_task",)
 
-    def __init__(self, task: TaskFuture[Any]) -> None:
+    def __init__(self, task: TaskRecord[Any]) -> None:
         self._task = task
 
     @property
@@ -192,7 +250,7 @@ class RunningTask:
     @property
     def cancelled(self) -> bool:
         """`True` once the task should give up: the manager was killed."""
-        return self._task.cancel_requested or self._task._core.killed
+        return self._task.cancel_requested or self._task.core.killed
 
     def raise_if_cancelled(self) -> None:
         """Raise `CancelledError` if the task should give up."""
@@ -200,10 +258,13 @@ class RunningTask:
             raise CancelledError(f"task {self.task_id} was cancelled")
 
     def sleep(self, seconds: float) -> bool:
-        """Sleep up to `seconds`, waking early on cancellation; return `True` if cancelled."""
+        """Sleep up to `seconds`, waking early on cancellation; return `True` if cancelled.
+
+        For thread tasks. Asyncio tasks are cancelled for real: use `asyncio.sleep`.
+        """
         if self.cancelled:
             return True
-        return self._task._core.wait_killed(seconds) or self.cancelled
+        return self._task.core.runtime.wait_killed(seconds) or self.cancelled
 
 
 def current_task() -> RunningTask | None:
@@ -214,3 +275,98 @@ def current_task() -> RunningTask | None:
     """
     task = _CURRENT.get()
     return None if task is None else RunningTask(task)
+
+
+class AsyncTaskFuture(asyncio.Future[T]):
+    """The awaitable `AsyncTaskManager.submit` returns; it also records the task.
+
+    Cancelling it (or the `await` of a caller) cancels that task only: a queued task leaves its
+    queue, a running one gets `CancelledError` inside and its worker carries on.
+    """
+
+    __slots__ = (
+        "_core",
+        "attempt",
+        "cancel_requested",
+        "context",
+        "fn",
+        "once",
+        "priority",
+        "queued_at",
+        "resource",
+        "started_at",
+        "task_id",
+        "timeout",
+        "worker_id",
+    )
+
+    def __init__(
+        self,
+        core: Core[Any],
+        fn: Callable[[Any], Any],
+        task_id: int,
+        *,
+        priority: bool,
+        once: bool,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__()
+        self._core = core
+        self.fn = fn
+        self.task_id = task_id
+        self.priority = priority
+        self.once = once
+        self.timeout = timeout
+        self.attempt = 0
+        self.cancel_requested = False
+        self.context = contextvars.copy_context()
+        self.queued_at = time.perf_counter()
+        self.started_at = 0.0
+        self.resource: Any = None
+        self.worker_id: int | None = None
+
+    @property
+    def core(self) -> Core[Any]:
+        """The engine of the manager the task belongs to."""
+        return self._core
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        """Cancel the task: removed if queued, interrupted if running."""
+        if self.done():
+            return False
+        self.cancel_requested = True
+        if not self._core.discard(self):
+            self._core.runtime.interrupt(self)
+        return super().cancel(msg)
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """Mark the task started; `False` if its caller cancelled it first."""
+        return not self.done()
+
+    def resolve(self, result: T) -> bool:
+        """Set the result unless the future already ended."""
+        if self.done():
+            return False
+        self.set_result(result)
+        return True
+
+    def fail(self, error: BaseException) -> bool:
+        """Set the exception unless the future already ended."""
+        if self.done():
+            return False
+        if isinstance(error, asyncio.CancelledError | StopIteration):
+            # asyncio.Future refuses these; the caller still sees the task cancelled
+            return super().cancel()
+        self.set_exception(error)
+        return True
+
+    def abandon(self) -> bool:
+        """End the task as cancelled (`kill()`); `False` if it already ended."""
+        self.cancel_requested = True
+        if self.done():
+            return False
+        return super().cancel()
+
+    def __repr__(self) -> str:
+        state = "cancelled" if self.cancelled() else "done" if self.done() else "pending"
+        return f"<AsyncTaskFuture id={self.task_id} {state}>"

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar, cast
 from tasker._backoff import Backoff
 from tasker._config import Config
 from tasker._core import Core
+from tasker._threads import ThreadRuntime
 from tasker.executors import Executor, resolve_executor
 from tasker.health import AlwaysHealthy, HealthChecker
 from tasker.log import Logger, as_logger
@@ -196,9 +197,10 @@ class TaskManagerBuilder(Generic[R]):
             executor=self._executor if self._executor is not None else resolve_executor("thread"),
             backoff=self._backoff,
         )
-        core = Core(config)
-        core.start()
-        return TaskManager(core)
+        runtime = ThreadRuntime(config.executor)
+        core = Core(config, runtime)
+        runtime.start(core)
+        return TaskManager(core, runtime)
 
 
 def _require_callable(name: str, value: object) -> None:

@@ -29,6 +29,7 @@ class Event(StrEnum):
     TASK_FAILED = "task.failed"
     TASK_RETRIED = "task.retried"
     TASK_ABANDONED = "task.abandoned"
+    TASK_TIMED_OUT = "task.timed_out"
 
     RESOURCE_CREATE_FAILED = "resource.create_failed"
     RESOURCE_DESTROY_FAILED = "resource.destroy_failed"

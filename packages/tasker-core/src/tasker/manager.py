@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from tasker._core import Core
+from tasker._threads import ThreadRuntime, thread_owner
 from tasker.metrics import TaskMetrics
 from tasker.stats import KillReport, ManagerState, TaskStats
 
@@ -37,11 +38,12 @@ class TaskManager(Generic[R]):
     ```
     """
 
-    __slots__ = ("_core",)
+    __slots__ = ("_core", "_runtime")
 
-    def __init__(self, core: Core[R]) -> None:
+    def __init__(self, core: Core[R], runtime: ThreadRuntime) -> None:
         """Internal: use `TaskManager.builder()`."""
         self._core = core
+        self._runtime = runtime
 
     @staticmethod
     def builder() -> TaskManagerBuilder[None]:
@@ -63,7 +65,12 @@ class TaskManager(Generic[R]):
     # ---------------------------------------------------------------- queueing
 
     def submit(
-        self, fn: Callable[[R], T], *, priority: bool = False, once: bool = False
+        self,
+        fn: Callable[[R], T],
+        *,
+        priority: bool = False,
+        once: bool = False,
+        timeout: float | None = None,
     ) -> Future[T]:
         """Queue `fn(resource)` and return a future for its outcome.
 
@@ -71,12 +78,18 @@ class TaskManager(Generic[R]):
             fn: the task; it receives the worker's resource.
             priority: queue it ahead of every normal task.
             once: never run it twice, even when its worker turns unhealthy.
+            timeout: seconds an attempt may run (default: the builder's `with_timeout`). When
+                it runs longer, the caller gets `TimeoutError` at once and the task sees
+                `current_task().cancelled`; a thread cannot be interrupted, so its worker
+                carries on once the task returns.
 
         Raises:
             ManagerClosedError: the manager was stopped or killed.
             ManagerBrokenError: no worker could be kept alive (see `with_backoff`).
         """
-        return self._core.submit(fn, priority=priority, once=once)
+        return self._core.submit(  # type: ignore[return-value]
+            fn, priority=priority, once=once, timeout=_timeout(self._core, timeout)
+        )
 
     def queue_task(self, fn: Callable[[R], T]) -> T:
         """Queue `fn(resource)`, wait for it, and return its result or raise its exception.
@@ -85,19 +98,19 @@ class TaskManager(Generic[R]):
         `RetriesExhaustedError` is raised. Interrupting the wait cancels the task if it has not
         started yet.
         """
-        return _wait(self._core.submit(fn, priority=False, once=False))
+        return _wait(self.submit(fn, priority=False, once=False))
 
     def queue_task_with_priority(self, fn: Callable[[R], T]) -> T:
         """Like `queue_task`, ahead of every normal task."""
-        return _wait(self._core.submit(fn, priority=True, once=False))
+        return _wait(self.submit(fn, priority=True, once=False))
 
     def queue_task_once(self, fn: Callable[[R], T]) -> T:
         """Like `queue_task`, but never run twice: an unhealthy failure is raised, not retried."""
-        return _wait(self._core.submit(fn, priority=False, once=True))
+        return _wait(self.submit(fn, priority=False, once=True))
 
     def queue_task_with_priority_once(self, fn: Callable[[R], T]) -> T:
         """Priority and at-most-once together."""
-        return _wait(self._core.submit(fn, priority=True, once=True))
+        return _wait(self.submit(fn, priority=True, once=True))
 
     def run_task(self, fn: Callable[[R], T], *, once: bool = False) -> T:
         """Run `fn(resource)` now, in the calling thread, bypassing the queues.
@@ -109,7 +122,7 @@ class TaskManager(Generic[R]):
         Raises:
             ResourceCreationError: `on_create` failed for the resource this call needed.
         """
-        return self._core.run_task(fn, once=once)
+        return self._runtime.run_task(self._core, fn, once=once)
 
     def as_executor(self) -> concurrent.futures.Executor:
         """A `concurrent.futures.Executor` view: `submit(fn, *args, **kwargs)`, `map`, `shutdown`.
@@ -143,9 +156,9 @@ class TaskManager(Generic[R]):
         """
         core = self._core
         core.begin_stop()
-        if core.killed or core.in_own_thread():
-            return core.join(0)
-        return core.join(timeout)
+        if core.killed or thread_owner() is core:
+            return self._runtime.join(0)
+        return self._runtime.join(timeout)
 
     def kill(self) -> KillReport:
         """Stop now: refuse new work, cancel queued tasks, abandon running ones.
@@ -159,7 +172,7 @@ class TaskManager(Generic[R]):
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for a stop or kill to finish; `True` once every worker has exited."""
-        return self._core.join(timeout)
+        return self._runtime.join(timeout)
 
     def __enter__(self) -> TaskManager[R]:
         return self
@@ -178,6 +191,14 @@ class TaskManager(Generic[R]):
             f"<TaskManager {self.name!r} {s.state} workers={s.active_workers} "
             f"queued={s.queued_tasks + s.priority_tasks}>"
         )
+
+
+def _timeout(core: Core[Any], timeout: float | None) -> float | None:
+    if timeout is None:
+        return core.config.timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
 
 
 def _wait(future: Future[T]) -> T:

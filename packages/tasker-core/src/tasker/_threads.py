@@ -1,0 +1,330 @@
+"""The thread runtime: each worker is an OS thread; a supervisor thread scales and shuts down.
+
+Everything here is about threads and blocking waits; every decision is the core's.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from queue import Empty, SimpleQueue
+from typing import Any, TypeVar
+
+from tasker._core import Core
+from tasker._queue import EXIT
+from tasker._task import TaskFuture, TaskRecord, call_in_task
+from tasker._worker import Worker
+from tasker.errors import ResourceCreationError
+from tasker.executors import Executor
+
+__all__ = ["ThreadRuntime", "thread_owner"]
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+_owner = threading.local()
+
+
+def thread_owner() -> Core[Any] | None:
+    """The manager core the calling thread works for (a worker or a supervisor), if any."""
+    owner: Core[Any] | None = getattr(_owner, "core", None)
+    return owner
+
+
+class _Startup:
+    """How a new worker's first `on_create` went, for `build()` to wait on."""
+
+    __slots__ = ("_done", "error")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.error: BaseException | None = None
+
+    def report(self, error: BaseException | None) -> None:
+        self.error = error
+        self._done.set()
+
+    def wait(self) -> BaseException | None:
+        self._done.wait()
+        return self.error
+
+
+class ThreadRuntime:
+    """Runs a core on threads started by an `Executor` (the thread executor by default)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._core: Core[Any] | None = None
+        self._supervisor: threading.Thread | None = None
+        self._deadlines: list[tuple[float, int, TaskRecord[Any], int]] = []
+        self._deadline_lock = threading.Lock()
+        self._seq = itertools.count()
+
+    # -------------------------------------------------------------- Runtime API
+
+    def new_signal(self) -> threading.Event:
+        """A `threading.Event`."""
+        return threading.Event()
+
+    def new_channel(self) -> SimpleQueue[object]:
+        """A `queue.SimpleQueue`."""
+        return SimpleQueue()
+
+    def new_record(
+        self, core: Core[Any], fn: Callable[[Any], Any], task_id: int, **options: Any
+    ) -> TaskFuture[Any]:
+        """A `TaskFuture`."""
+        return TaskFuture(core, fn, task_id, **options)
+
+    def spawn(self, core: Core[Any], worker: Worker, startup: _Startup | None = None) -> None:
+        """Start a worker thread."""
+        report = startup if startup is not None else _Startup()
+        worker.handle = self._executor.start_worker(
+            lambda: self._worker_main(core, worker, report),
+            name=f"{core.config.name}-worker-{worker.worker_id}",
+        )
+
+    def interrupt(self, task: TaskRecord[Any]) -> None:
+        """Threads cannot be interrupted: tasks see `current_task().cancelled` instead."""
+
+    def wait_killed(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; `True` as soon as the manager is killed."""
+        assert self._core is not None
+        return self._core.killed_signal.wait(seconds)  # type: ignore[attr-defined, no-any-return]
+
+    # -------------------------------------------------------------- lifecycle
+
+    def start(self, core: Core[Any]) -> None:
+        """Fill the pool, start the base workers and the supervisor; raise if any part fails."""
+        self._core = core
+        cfg = core.config
+        try:
+            self._fill_pool(core)
+        except ResourceCreationError:
+            self._destroy_all(core, core.pool.close())
+            raise
+        startups = []
+        for _ in range(cfg.workers):
+            startup = _Startup()
+            self.spawn(core, core.new_worker(burst=False), startup)
+            startups.append(startup)
+        failures = [error for s in startups if (error := s.wait()) is not None]
+        if failures:
+            self._finish(core)
+            raise ResourceCreationError(
+                f"on_create failed for {len(failures)} of {cfg.workers} base workers while "
+                f"building manager {cfg.name!r}: {failures[0]!r}"
+            ) from failures[0]
+        core.opened()
+        self._supervisor = threading.Thread(
+            target=self._supervise, args=(core,), name=f"{cfg.name}-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    def join(self, timeout: float | None) -> bool:
+        """Wait until every worker has exited and every resource is destroyed."""
+        core = self._core
+        assert core is not None
+        if not core.terminated.wait(timeout):  # type: ignore[attr-defined]
+            return False
+        supervisor = self._supervisor
+        if supervisor is not None and supervisor is not threading.current_thread():
+            supervisor.join(timeout)
+        return True
+
+    def _fill_pool(self, core: Core[Any]) -> None:
+        created = []
+        try:
+            for _ in range(core.pool.capacity):
+                created.append(self._borrow(core))
+        finally:
+            for resource, pooled in created:
+                self._give_back(core, resource, pooled, healthy=True)
+
+    def _supervise(self, core: Core[Any]) -> None:
+        _owner.core = core
+        interval = core.config.policy.interval
+        wake = core.wake
+        while True:
+            wake.wait(self._expire_deadlines(core, interval))  # type: ignore[attr-defined]
+            wake.clear()
+            grow = core.supervisor_tick()
+            if grow is None:
+                break
+            for _ in range(grow):
+                self.spawn(core, core.new_worker(burst=True))
+        self._finish(core)
+
+    def _finish(self, core: Core[Any]) -> None:
+        workers = core.finish_begin()
+        self._destroy_all(core, core.pool.close())
+        for worker in workers:
+            if worker.handle is not None:
+                worker.handle.join()
+        core.finish_end()
+
+    # ----------------------------------------------------------------- workers
+
+    def _worker_main(self, core: Core[Any], worker: Worker, startup: _Startup) -> None:
+        """A worker thread: create a resource, serve tasks, start afresh when unhealthy.
+
+        A base worker built with the manager fails fast (`build()` reports the error); any later
+        creation, for a replacement or a burst worker, is retried with capped backoff.
+        """
+        _owner.core = core
+        fail_fast = not worker.burst
+        try:
+            while self._acquire(core, worker, startup if fail_fast else None):
+                startup.report(None)
+                fail_fast = False
+                if not self._serve(core, worker):
+                    return
+                core.worker_replaced(worker)
+        finally:
+            startup.report(startup.error)
+            core.worker_exited(worker)
+
+    def _acquire(self, core: Core[Any], worker: Worker, startup: _Startup | None) -> bool:
+        """Create the worker's resource; `False` if the worker should leave instead."""
+        on_create = core.config.on_create
+        backoff = core.config.backoff
+        shutdown: threading.Event = core.shutdown  # type: ignore[assignment]
+        failures = 0
+        while not shutdown.is_set():
+            try:
+                resource = on_create()
+            except Exception as error:
+                failures += 1
+                core.creation_failed(worker, error, failures)
+                if startup is not None:
+                    startup.report(error)
+                    return False
+                if shutdown.wait(backoff.delay(failures)) or core.try_retire(worker):
+                    return False
+                continue
+            core.worker_ready(worker, resource)
+            return True
+        return False
+
+    def _serve(self, core: Core[Any], worker: Worker) -> bool:
+        """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`)."""
+        channel: SimpleQueue[object] = core.queue.channel  # type: ignore[assignment]
+        get, take = channel.get, core.queue.take
+        timeout = core.config.policy.interval if worker.burst else None
+        try:
+            while True:
+                try:
+                    token = get(timeout=timeout)
+                except Empty:
+                    if core.try_retire(worker):
+                        return False
+                    continue
+                if token is EXIT:
+                    return False
+                task = take()
+                if task is None:
+                    continue  # its task was cancelled or drained
+                if task.attempt == 0 and not task.set_running_or_notify_cancel():
+                    core.task_done()  # cancelled while queued, after being dequeued
+                    continue
+                if core.killed:  # dequeued just as kill() drained the queues: do not start it
+                    task.abandon()
+                    continue
+                if self._run(core, worker, task):
+                    return True
+        finally:
+            self._destroy(core, core.worker_releasing(worker), worker)
+
+    def _run(self, core: Core[Any], worker: Worker, task: TaskRecord[Any]) -> bool:
+        """Run one attempt of `task`; return `True` if the worker must be replaced."""
+        start = core.attempt_started(task, worker)
+        if task.timeout is not None:
+            self._watch(core, task, start + task.timeout)
+        try:
+            result = task.context.run(call_in_task, task, worker.resource)
+        except BaseException as error:
+            return core.attempt_failed(worker, task, error, start)
+        core.attempt_succeeded(worker, task, result, start)
+        return False
+
+    # --------------------------------------------------------------- timeouts
+
+    def _watch(self, core: Core[Any], task: TaskRecord[Any], deadline: float) -> None:
+        with self._deadline_lock:
+            heapq.heappush(self._deadlines, (deadline, next(self._seq), task, task.attempt))
+            earliest = self._deadlines[0][2] is task
+        if earliest:
+            core.wake.set()
+
+    def _expire_deadlines(self, core: Core[Any], interval: float) -> float:
+        """Time out overdue attempts; return how long the supervisor may sleep."""
+        while True:
+            now = time.perf_counter()
+            with self._deadline_lock:
+                if not self._deadlines:
+                    return interval
+                deadline, _, task, attempt = self._deadlines[0]
+                if deadline > now:
+                    return min(interval, deadline - now)
+                heapq.heappop(self._deadlines)
+            if task.attempt == attempt and not task.cancel_requested:
+                core.attempt_timed_out(task, now - deadline + (task.timeout or 0.0))
+
+    # -------------------------------------------------------------- resources
+
+    def _destroy(self, core: Core[Any], resource: Any, worker: Worker | None = None) -> None:
+        on_destroy = core.config.on_destroy
+        if on_destroy is None:
+            return
+        try:
+            on_destroy(resource)
+        except Exception as error:
+            core.destroy_failed(error, worker)
+
+    def _destroy_all(self, core: Core[Any], resources: list[Any]) -> None:
+        for resource in resources:
+            self._destroy(core, resource)
+
+    def _borrow(self, core: Core[R]) -> tuple[R, bool]:
+        resource, pooled = core.pool.reserve()
+        if resource is not None:
+            return resource, pooled
+        try:
+            return core.config.on_create(), pooled
+        except Exception as error:
+            core.pool.creation_failed(pooled)
+            raise ResourceCreationError(f"on_create failed: {error!r}") from error
+
+    def _give_back(self, core: Core[R], resource: R, pooled: bool, *, healthy: bool) -> None:
+        if core.pool.give_back(resource, pooled, healthy=healthy):
+            self._destroy(core, resource)
+
+    # ---------------------------------------------------------------- run_task
+
+    def run_task(self, core: Core[R], fn: Callable[[R], T], *, once: bool) -> T:
+        """Run `fn` now in the calling thread on a pooled or temporary resource."""
+        task = core.run_task_record(fn, once=once)
+        while True:
+            try:
+                resource, pooled = self._borrow(core)
+            except ResourceCreationError as error:
+                core.run_task_unavailable(task, error)
+                raise
+            task.resource = resource
+            start = core.attempt_started(task, None)
+            try:
+                result: T = task.context.run(call_in_task, task, resource)
+            except BaseException as error:
+                unhealthy, final = core.run_task_failed(task, error, start)
+                self._give_back(core, resource, pooled, healthy=not unhealthy)
+                if final is None:
+                    continue
+                if final is error:
+                    raise
+                raise final from error
+            self._give_back(core, resource, pooled, healthy=True)
+            core.run_task_succeeded(task, start)
+            return result
