@@ -8,8 +8,9 @@ bounded-memory metrics.
 
 from __future__ import annotations
 
-from tasker._task import RunningTask, TaskFuture, current_task
-from tasker.builder import TaskManagerBuilder
+from tasker._task import AsyncTaskFuture, RunningTask, TaskFuture, current_task
+from tasker.async_manager import AsyncTaskManager
+from tasker.builder import AsyncTaskManagerBuilder, TaskManagerBuilder
 from tasker.errors import (
     CancelledError,
     ManagerBrokenError,
@@ -19,7 +20,7 @@ from tasker.errors import (
     TaskerError,
 )
 from tasker.events import Event
-from tasker.executors import Executor, ThreadExecutor, WorkerHandle
+from tasker.executors import AsyncioExecutor, Executor, ThreadExecutor, WorkerHandle
 from tasker.health import AlwaysHealthy, HealthChecker, UnhealthyOn
 from tasker.log import Logger, NullLogger, StdlibLogger
 from tasker.manager import TaskManager
@@ -32,6 +33,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlwaysHealthy",
+    "AsyncTaskFuture",
+    "AsyncTaskManager",
+    "AsyncTaskManagerBuilder",
+    "AsyncioExecutor",
     "CancelledError",
     "Event",
     "Executor",

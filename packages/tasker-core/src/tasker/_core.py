@@ -426,6 +426,12 @@ class Core(Generic[R]):
                 timeout=task.timeout,
             )
 
+    def attempt_expired(self, worker: Worker, task: TaskRecord[Any], start: float) -> None:
+        """An attempt was cancelled by its timeout (asyncio): settle it, keep the worker."""
+        worker.current = None
+        self.attempt_timed_out(task, _perf() - start)
+        self.task_done()
+
     def run_task_succeeded(self, task: TaskRecord[Any], start: float) -> None:
         """Count a successful `run_task` attempt."""
         self.record_attempt(task, 0.0, _perf() - start, COMPLETED)

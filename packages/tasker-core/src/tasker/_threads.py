@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from tasker._core import Core
 from tasker._queue import EXIT
+from tasker._run_task import Call, Destroy, run_task_steps
 from tasker._task import TaskFuture, TaskRecord, call_in_task
 from tasker._worker import Worker
 from tasker.errors import ResourceCreationError
@@ -307,24 +308,23 @@ class ThreadRuntime:
     def run_task(self, core: Core[R], fn: Callable[[R], T], *, once: bool) -> T:
         """Run `fn` now in the calling thread on a pooled or temporary resource."""
         task = core.run_task_record(fn, once=once)
+        steps = run_task_steps(core, task)
+        outcome: Any = None
+        failure: BaseException | None = None
         while True:
             try:
-                resource, pooled = self._borrow(core)
-            except ResourceCreationError as error:
-                core.run_task_unavailable(task, error)
-                raise
-            task.resource = resource
-            start = core.attempt_started(task, None)
+                step = steps.send(outcome) if failure is None else steps.throw(failure)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            outcome, failure = None, None
+            if isinstance(step, Destroy):
+                self._destroy(core, step.resource)
+                continue
             try:
-                result: T = task.context.run(call_in_task, task, resource)
-            except BaseException as error:
-                unhealthy, final = core.run_task_failed(task, error, start)
-                self._give_back(core, resource, pooled, healthy=not unhealthy)
-                if final is None:
-                    continue
-                if final is error:
-                    raise
-                raise final from error
-            self._give_back(core, resource, pooled, healthy=True)
-            core.run_task_succeeded(task, start)
-            return result
+                if isinstance(step, Call):
+                    outcome = task.context.run(call_in_task, task, step.resource)
+                else:
+                    outcome = core.config.on_create()
+            except BaseException as error:  # handed to the steps, which decide
+                failure = error

@@ -1,16 +1,20 @@
-"""`TaskManagerBuilder`: configure and validate a manager, then `build()` it.
+"""Builders: configure and validate a manager, then `build()` it.
 
 Every option is checked when it is given, so a mistake raises at the line that made it, with the
-parameter's name and what it accepts.
+parameter's name and what it accepts. `TaskManagerBuilder` builds the thread manager;
+`.with_executor("asyncio")` (or `AsyncTaskManager.builder()`) switches to
+`AsyncTaskManagerBuilder`, whose `build()` is awaited.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import numbers
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar, cast
+from collections.abc import Awaitable, Callable, Generator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, cast, overload
 
 from tasker._backoff import Backoff
 from tasker._config import Config
@@ -23,7 +27,10 @@ from tasker.manager import TaskManager
 from tasker.metrics import MetricsCollector
 from tasker.scaling import ScalingPolicy, resolve_policy
 
-__all__ = ["TaskManagerBuilder"]
+if TYPE_CHECKING:
+    from tasker.async_manager import AsyncTaskManager
+
+__all__ = ["AsyncTaskManagerBuilder", "TaskManagerBuilder"]
 
 R = TypeVar("R")
 R2 = TypeVar("R2")
@@ -35,23 +42,8 @@ def _no_resource() -> None:
     return None
 
 
-class TaskManagerBuilder(Generic[R]):
-    """Fluent configuration for a [`TaskManager`][tasker.TaskManager].
-
-    ```python
-    manager = (
-        TaskManager.builder()
-        .with_resource(connect, close)
-        .with_workers(4, max_workers=8)
-        .with_health_check(UnhealthyOn(ConnectionError))
-        .build()
-    )
-    ```
-
-    Defaults: no resource (tasks receive `None`), 1 worker bursting to 2, the `"rate"` policy,
-    every exception healthy, 3 retries, a resource pool as large as the base worker count, the
-    `tasker` stdlib logger, the thread executor.
-    """
+class _Options(Generic[R]):
+    """The options both builders share; every `with_*` returns the builder itself."""
 
     def __init__(self) -> None:
         self._name: str | None = None
@@ -67,33 +59,16 @@ class TaskManagerBuilder(Generic[R]):
         self._collectors: list[MetricsCollector] = []
         self._executor: Executor | None = None
         self._backoff = Backoff()
+        self._timeout: float | None = None
 
-    def with_name(self, name: str) -> TaskManagerBuilder[R]:
+    def with_name(self, name: str) -> Self:
         """Name the manager (logs, metrics attributes, thread names). Default `tasker-N`."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         self._name = name
         return self
 
-    def with_resource(
-        self, on_create: Callable[[], R2], on_destroy: Callable[[R2], object] | None = None
-    ) -> TaskManagerBuilder[R2]:
-        """Give every worker a resource: `on_create()` makes one, `on_destroy(r)` releases it.
-
-        Each worker calls `on_create` in its own thread and keeps the resource for its whole
-        life; `on_destroy` is called exactly once per resource created, and its exceptions are
-        logged, never raised.
-        """
-        _require_callable("on_create", on_create)
-        if on_destroy is not None:
-            _require_callable("on_destroy", on_destroy)
-        self._on_create = on_create
-        self._on_destroy = on_destroy
-        return cast("TaskManagerBuilder[R2]", self)
-
-    def with_workers(
-        self, workers: int, *, max_workers: int | None = None
-    ) -> TaskManagerBuilder[R]:
+    def with_workers(self, workers: int, *, max_workers: int | None = None) -> Self:
         """Set the base worker count (>= 1) and the ceiling with bursts (default 2 × base)."""
         _require_int("workers", workers, minimum=1)
         if max_workers is not None:
@@ -104,7 +79,7 @@ class TaskManagerBuilder(Generic[R]):
         self._max_workers = max_workers
         return self
 
-    def with_policy(self, policy: ScalingPolicy | str, **options: Any) -> TaskManagerBuilder[R]:
+    def with_policy(self, policy: ScalingPolicy | str, **options: Any) -> Self:
         """Choose the scaling policy: a `ScalingPolicy`, or a registered name with options.
 
         Built-in names: `"rate"` (default) and `"fixed"`, e.g. `.with_policy("rate", interval=0.2)`.
@@ -112,7 +87,7 @@ class TaskManagerBuilder(Generic[R]):
         self._policy = resolve_policy(policy, **options)
         return self
 
-    def with_health_check(self, check: HealthChecker) -> TaskManagerBuilder[R]:
+    def with_health_check(self, check: HealthChecker) -> Self:
         """Decide which exceptions mean the worker's resource is broken.
 
         `check(exc)` returns `True` for healthy. For example
@@ -122,24 +97,37 @@ class TaskManagerBuilder(Generic[R]):
         self._health = check
         return self
 
-    def with_max_retries(self, retries: int) -> TaskManagerBuilder[R]:
+    def with_max_retries(self, retries: int) -> Self:
         """How many times a task is retried after unhealthy failures (>= 0, default 3)."""
         _require_int("max_retries", retries, minimum=0)
         self._max_retries = retries
         return self
 
-    def with_resource_pool(self, size: int) -> TaskManagerBuilder[R]:
+    def with_resource_pool(self, size: int) -> Self:
         """How many resources to pre-create for `run_task` (>= 0, default: the base workers)."""
         _require_int("resource_pool", size, minimum=0)
         self._pool_size = size
         return self
 
-    def with_logger(self, logger: Logger | logging.Logger) -> TaskManagerBuilder[R]:
+    def with_timeout(self, seconds: float | None) -> Self:
+        """Default time limit of one attempt, in seconds (`None`: no limit, the default).
+
+        An attempt that runs longer ends with `TimeoutError` for its caller; the worker
+        survives. `submit(fn, timeout=...)` overrides it per task.
+        """
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0
+        ):
+            raise ValueError(f"timeout must be a positive number of seconds, got {seconds!r}")
+        self._timeout = None if seconds is None else float(seconds)
+        return self
+
+    def with_logger(self, logger: Logger | logging.Logger) -> Self:
         """Send events to a stdlib `logging.Logger` or any `Logger` (structured events)."""
         self._logger = as_logger(logger)
         return self
 
-    def with_metrics(self, collector: MetricsCollector) -> TaskManagerBuilder[R]:
+    def with_metrics(self, collector: MetricsCollector) -> Self:
         """Also send every task event to `collector` (call again to add more).
 
         `manager.metrics()` keeps working: the built-in collector always runs alongside.
@@ -153,18 +141,13 @@ class TaskManagerBuilder(Generic[R]):
         self._collectors.append(collector)
         return self
 
-    def with_executor(self, executor: Executor | str) -> TaskManagerBuilder[R]:
-        """Choose what workers run on: `"thread"` (the default) or an `Executor`."""
-        self._executor = resolve_executor(executor)
-        return self
-
     def with_backoff(
         self,
         *,
         initial: float = 0.05,
         maximum: float = 2.0,
         broken_after: float = 10.0,
-    ) -> TaskManagerBuilder[R]:
+    ) -> Self:
         """Tune how failing `on_create` calls are retried for replacement and burst workers.
 
         Delays grow from `initial` to `maximum` seconds. When no worker at all has been alive
@@ -174,33 +157,195 @@ class TaskManagerBuilder(Generic[R]):
         self._backoff = Backoff(initial=initial, maximum=maximum, broken_after=broken_after)
         return self
 
-    def build(self) -> TaskManager[R]:
-        """Create the pool's resources and the base workers, and return the running manager.
+    def _set_resource(self, on_create: Callable[[], Any], on_destroy: Any) -> None:
+        _require_callable("on_create", on_create)
+        if on_destroy is not None:
+            _require_callable("on_destroy", on_destroy)
+        self._on_create = on_create
+        self._on_destroy = on_destroy
 
-        Returns once every base worker holds its resource. If any `on_create` fails, whatever
-        was created is destroyed and `ResourceCreationError` is raised, chaining the cause.
-        """
+    def _copy_to(self, other: _Options[Any]) -> None:
+        other.__dict__.update({k: v for k, v in self.__dict__.items() if k != "_executor"})
+
+    def _config(self, default_executor: str) -> Config[R]:
         workers = self._workers
-        max_workers = self._max_workers if self._max_workers is not None else 2 * workers
-        config: Config[R] = Config(
+        return Config(
             name=self._name if self._name is not None else f"tasker-{next(_names)}",
             on_create=cast("Callable[[], R]", self._on_create),
             on_destroy=self._on_destroy,
             workers=workers,
-            max_workers=max_workers,
+            max_workers=self._max_workers if self._max_workers is not None else 2 * workers,
             policy=self._policy if self._policy is not None else resolve_policy("rate"),
             health_check=self._health,
             max_retries=self._max_retries,
             pool_size=self._pool_size if self._pool_size is not None else workers,
             logger=self._logger,
             collectors=tuple(self._collectors),
-            executor=self._executor if self._executor is not None else resolve_executor("thread"),
+            executor=self._executor or resolve_executor(default_executor),
             backoff=self._backoff,
+            timeout=self._timeout,
         )
+
+
+class TaskManagerBuilder(_Options[R]):
+    """Fluent configuration for a [`TaskManager`][tasker.TaskManager] (thread workers).
+
+    ```python
+    manager = (
+        TaskManager.builder()
+        .with_resource(connect, close)
+        .with_workers(4, max_workers=8)
+        .with_health_check(UnhealthyOn(ConnectionError))
+        .build()
+    )
+    ```
+
+    Defaults: no resource (tasks receive `None`), 1 worker bursting to 2, the `"rate"` policy,
+    every exception healthy, 3 retries, a resource pool as large as the base worker count, no
+    timeout, the `tasker` stdlib logger, the thread executor.
+    """
+
+    def with_resource(
+        self, on_create: Callable[[], R2], on_destroy: Callable[[R2], object] | None = None
+    ) -> TaskManagerBuilder[R2]:
+        """Give every worker a resource: `on_create()` makes one, `on_destroy(r)` releases it.
+
+        Each worker calls `on_create` in its own thread and keeps the resource for its whole
+        life; `on_destroy` is called exactly once per resource created, and its exceptions are
+        logged, never raised.
+        """
+        self._set_resource(on_create, on_destroy)
+        return cast("TaskManagerBuilder[R2]", self)
+
+    @overload
+    def with_executor(self, executor: Literal["asyncio"]) -> AsyncTaskManagerBuilder[R]: ...
+
+    @overload
+    def with_executor(self, executor: Literal["thread"] | Executor) -> TaskManagerBuilder[R]: ...
+
+    def with_executor(
+        self, executor: str | Executor
+    ) -> TaskManagerBuilder[R] | AsyncTaskManagerBuilder[R]:
+        """Choose what workers run on: `"thread"` (the default), `"asyncio"`, or an `Executor`.
+
+        `"asyncio"` (or an asyncio `Executor`) returns an `AsyncTaskManagerBuilder` carrying
+        every option given so far: tasks are then coroutine functions and `build()` is awaited.
+        """
+        resolved = resolve_executor(executor)
+        if resolved.kind == "asyncio":
+            other: AsyncTaskManagerBuilder[R] = AsyncTaskManagerBuilder()
+            self._copy_to(other)
+            other._executor = resolved
+            return other
+        self._executor = resolved
+        return self
+
+    def build(self) -> TaskManager[R]:
+        """Create the pool's resources and the base workers, and return the running manager.
+
+        Returns once every base worker holds its resource. If any `on_create` fails, whatever
+        was created is destroyed and `ResourceCreationError` is raised, chaining the cause.
+        """
+        config = self._config("thread")
         runtime = ThreadRuntime(config.executor)
         core = Core(config, runtime)
         runtime.start(core)
         return TaskManager(core, runtime)
+
+
+class AsyncTaskManagerBuilder(_Options[R]):
+    """Fluent configuration for an [`AsyncTaskManager`][tasker.AsyncTaskManager].
+
+    ```python
+    async with (
+        AsyncTaskManager.builder()
+        .with_resource(open_session, close_session)  # sync or async hooks
+        .with_workers(8)
+        .build() as manager
+    ):
+        page = await manager.queue_task(fetch)
+    ```
+
+    The defaults are the thread builder's, with the asyncio executor.
+    """
+
+    def with_resource(
+        self,
+        on_create: Callable[[], Awaitable[R2]] | Callable[[], R2],
+        on_destroy: Callable[[R2], object] | None = None,
+    ) -> AsyncTaskManagerBuilder[R2]:
+        """Give every worker a resource; both hooks may be plain or `async` functions.
+
+        Plain hooks run on the event loop, so they must be quick; `async` ones are awaited.
+        `on_destroy` is called exactly once per resource created; its exceptions are logged.
+        """
+        self._set_resource(on_create, on_destroy)
+        return cast("AsyncTaskManagerBuilder[R2]", self)
+
+    def with_executor(self, executor: Literal["asyncio"] | Executor) -> Self:
+        """Choose an asyncio `Executor` (the default is `"asyncio"`)."""
+        resolved = resolve_executor(executor)
+        if resolved.kind != "asyncio":
+            raise ValueError(
+                f"executor: an async manager needs an asyncio executor, got {resolved.name!r}; "
+                "build a TaskManager for thread executors"
+            )
+        self._executor = resolved
+        return self
+
+    def build(self) -> _AsyncBuild[R]:
+        """Start building on the running event loop: `await` it, or `async with` it.
+
+        The manager is returned once every base worker holds its resource; if any `on_create`
+        fails, whatever was created is destroyed and `ResourceCreationError` is raised.
+        `async with builder.build() as manager:` also stops the manager on exit.
+
+        Raises:
+            RuntimeError: no event loop is running in this thread.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "an AsyncTaskManager must be built inside a running event loop: "
+                "call `await builder.build()` from a coroutine (for example under asyncio.run)"
+            ) from None
+        return _AsyncBuild(self._config("asyncio"))
+
+
+class _AsyncBuild(Generic[R]):
+    """An awaitable manager under construction, usable as `async with` too."""
+
+    __slots__ = ("_config", "_manager")
+
+    def __init__(self, config: Config[R]) -> None:
+        self._config = config
+        self._manager: AsyncTaskManager[R] | None = None
+
+    async def _build(self) -> AsyncTaskManager[R]:
+        from tasker._asyncio import AsyncRuntime  # noqa: PLC0415 - only for async managers
+        from tasker.async_manager import AsyncTaskManager  # noqa: PLC0415 - import cycle
+
+        runtime = AsyncRuntime(self._config.executor)
+        core = Core(self._config, runtime)
+        await runtime.start(core)
+        return AsyncTaskManager(core, runtime)
+
+    def __await__(self) -> Generator[Any, None, AsyncTaskManager[R]]:
+        return self._build().__await__()
+
+    async def __aenter__(self) -> AsyncTaskManager[R]:
+        self._manager = await self._build()
+        return self._manager
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._manager is not None:
+            await self._manager.stop()
 
 
 def _require_callable(name: str, value: object) -> None:

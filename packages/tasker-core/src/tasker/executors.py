@@ -2,16 +2,26 @@
 
 The manager's decisions (queues, retries, health, scaling, metrics) do not depend on the
 executor; an executor only starts the workers' loops. The thread executor runs each worker on
-its own OS thread, which suits blocking resources (database drivers, SDK clients).
+its own OS thread, which suits blocking resources (database drivers, SDK clients); the asyncio
+executor runs each worker as an asyncio task, for coroutine tasks (async HTTP clients, async
+database drivers).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["Executor", "ThreadExecutor", "WorkerHandle", "executor_names", "resolve_executor"]
+__all__ = [
+    "AsyncioExecutor",
+    "Executor",
+    "ThreadExecutor",
+    "WorkerHandle",
+    "executor_names",
+    "resolve_executor",
+]
 
 
 @runtime_checkable
@@ -30,7 +40,9 @@ class WorkerHandle(Protocol):
 class Executor(Protocol):
     """**Protocol**: starts worker loops.
 
-    `start_worker` must run `target` concurrently with the caller and return at once.
+    `kind` says which manager the executor serves: `"thread"` executors run `target()` (a
+    blocking loop) concurrently and return a joinable handle; `"asyncio"` executors schedule
+    the coroutine `target()` returns on the running loop and return its `asyncio.Task`.
     """
 
     @property
@@ -38,8 +50,13 @@ class Executor(Protocol):
         """The executor's registered name."""
         ...
 
-    def start_worker(self, target: Callable[[], None], *, name: str) -> WorkerHandle:
-        """Start running `target` and return a handle to join it."""
+    @property
+    def kind(self) -> Literal["thread", "asyncio"]:
+        """Whether workers are threads (blocking tasks) or asyncio tasks (coroutine tasks)."""
+        ...
+
+    def start_worker(self, target: Callable[[], Any], *, name: str) -> Any:
+        """Start running `target` and return a handle to wait on it."""
         ...
 
 
@@ -53,7 +70,12 @@ class ThreadExecutor:
         """`"thread"`."""
         return "thread"
 
-    def start_worker(self, target: Callable[[], None], *, name: str) -> WorkerHandle:
+    @property
+    def kind(self) -> Literal["thread"]:
+        """`"thread"`."""
+        return "thread"
+
+    def start_worker(self, target: Callable[[], Any], *, name: str) -> WorkerHandle:
         """Start a daemon thread running `target`."""
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
@@ -63,7 +85,35 @@ class ThreadExecutor:
         return "ThreadExecutor()"
 
 
-_EXECUTORS: dict[str, Callable[[], Executor]] = {"thread": ThreadExecutor}
+class AsyncioExecutor:
+    """Runs every worker as an asyncio task on the running event loop."""
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        """`"asyncio"`."""
+        return "asyncio"
+
+    @property
+    def kind(self) -> Literal["asyncio"]:
+        """`"asyncio"`."""
+        return "asyncio"
+
+    def start_worker(
+        self, target: Callable[[], Coroutine[Any, Any, Any]], *, name: str
+    ) -> asyncio.Task[Any]:
+        """Schedule the coroutine `target()` returns as a task of the running loop."""
+        return asyncio.get_running_loop().create_task(target(), name=name)
+
+    def __repr__(self) -> str:
+        return "AsyncioExecutor()"
+
+
+_EXECUTORS: dict[str, Callable[[], Executor]] = {
+    "thread": ThreadExecutor,
+    "asyncio": AsyncioExecutor,
+}
 
 
 def executor_names() -> list[str]:

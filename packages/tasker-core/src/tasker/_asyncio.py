@@ -1,0 +1,372 @@
+"""The asyncio runtime: each worker is an asyncio task on the manager's event loop.
+
+Everything here is about coroutines and awaiting; every decision is the core's. Nothing blocks
+the loop: waits are `await`s, the core's lock is only ever held for a few attribute updates.
+Resource hooks may be plain functions or coroutine functions; plain ones run on the loop, so
+they should be quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from collections.abc import Callable, Coroutine, Generator
+from contextlib import suppress
+from typing import Any, TypeVar
+
+from tasker._core import Core
+from tasker._queue import EXIT
+from tasker._run_task import Call, Destroy, run_task_steps
+from tasker._task import _CURRENT, AsyncTaskFuture, TaskRecord
+from tasker._worker import Worker
+from tasker.errors import ResourceCreationError
+from tasker.executors import Executor
+
+__all__ = ["AsyncRuntime"]
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+_IDLE = object()  # no token came for a whole scaling interval
+
+
+async def _call_hook(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call a sync or async hook and return its result."""
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class _InContext:
+    """Await a coroutine while running each of its steps inside `context`.
+
+    This gives the task the submitter's `contextvars` without creating an asyncio task per
+    call: the worker's own task drives the coroutine, so a task that never suspends costs one
+    `Context.run` call, and cancelling the worker's task cancels the coroutine.
+    """
+
+    __slots__ = ("_context", "_coro")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], context: contextvars.Context) -> None:
+        self._coro = coro
+        self._context = context
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        run = self._context.run
+        send, throw = self._coro.send, self._coro.throw
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                yielded = run(send, value) if error is None else run(throw, error)
+            except StopIteration as done:
+                return done.value
+            try:
+                value, error = (yield yielded), None
+            except BaseException as thrown:  # cancellation and the like go to the coroutine
+                value, error = None, thrown
+
+
+async def _run_in(task: TaskRecord[Any], resource: Any) -> Any:
+    """Run the task's function on `resource` in its context; await it if it is a coroutine."""
+    context = task.context
+    if context.get(_CURRENT) is not task:
+        context.run(_CURRENT.set, task)
+    outcome = context.run(task.fn, resource)
+    if inspect.iscoroutine(outcome):
+        return await _InContext(outcome, context)
+    if inspect.isawaitable(outcome):
+        return await outcome
+    return outcome
+
+
+class AsyncRuntime:
+    """Runs a core on asyncio tasks of the running event loop."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._loop = asyncio.get_running_loop()
+        self._core: Core[Any] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+
+    # -------------------------------------------------------------- Runtime API
+
+    def new_signal(self) -> asyncio.Event:
+        """An `asyncio.Event`."""
+        return asyncio.Event()
+
+    def new_channel(self) -> asyncio.Queue[object]:
+        """An `asyncio.Queue`."""
+        return asyncio.Queue()
+
+    def new_record(
+        self, core: Core[Any], fn: Callable[[Any], Any], task_id: int, **options: Any
+    ) -> AsyncTaskFuture[Any]:
+        """An `AsyncTaskFuture`."""
+        return AsyncTaskFuture(core, fn, task_id, **options)
+
+    def spawn(
+        self, core: Core[Any], worker: Worker, startup: asyncio.Future[Any] | None = None
+    ) -> None:
+        """Start a worker's loop as an asyncio task."""
+        report = startup if startup is not None else self._loop.create_future()
+        worker.handle = self._executor.start_worker(
+            lambda: self._worker_main(core, worker, report),
+            name=f"{core.config.name}-worker-{worker.worker_id}",
+        )
+
+    def interrupt(self, task: TaskRecord[Any]) -> None:
+        """Cancel the running attempt of `task`; its worker absorbs the cancellation."""
+        assert self._core is not None
+        for worker in self._core.workers:
+            if worker.current is task and not worker.interrupted:
+                worker.interrupted = True
+                worker.handle.cancel()
+
+    def wait_killed(self, seconds: float) -> bool:
+        """Not for asyncio tasks, which are cancelled for real."""
+        raise TypeError(
+            "current_task().sleep() is for thread tasks; asyncio tasks are cancelled for real: "
+            "use `await asyncio.sleep(...)`"
+        )
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(self, core: Core[Any]) -> None:
+        """Fill the pool, start the base workers and the supervisor; raise if any part fails."""
+        self._core = core
+        cfg = core.config
+        created: list[Any] = []
+        try:
+            for _ in range(cfg.pool_size):
+                resource, pooled = core.pool.reserve()
+                try:
+                    created.append((await _call_hook(cfg.on_create), pooled))
+                except Exception as error:
+                    core.pool.creation_failed(pooled)
+                    raise ResourceCreationError(
+                        f"on_create failed while filling the resource pool: {error!r}"
+                    ) from error
+        except ResourceCreationError:
+            for resource, pooled in created:
+                core.pool.give_back(resource, pooled, healthy=False)
+                await self._destroy(core, resource)
+            raise
+        for resource, pooled in created:
+            core.pool.give_back(resource, pooled, healthy=True)
+        startups = []
+        for _ in range(cfg.workers):
+            startup: asyncio.Future[Any] = self._loop.create_future()
+            self.spawn(core, core.new_worker(burst=False), startup)
+            startups.append(startup)
+        failures = [error for error in await asyncio.gather(*startups) if error is not None]
+        if failures:
+            await self._finish(core)
+            raise ResourceCreationError(
+                f"on_create failed for {len(failures)} of {cfg.workers} base workers while "
+                f"building manager {cfg.name!r}: {failures[0]!r}"
+            ) from failures[0]
+        core.opened()
+        self._supervisor = self._loop.create_task(
+            self._supervise(core), name=f"{cfg.name}-supervisor"
+        )
+
+    async def join(self, timeout: float | None) -> bool:
+        """Wait until every worker has exited and every resource is destroyed."""
+        core = self._core
+        assert core is not None
+        terminated: asyncio.Event = core.terminated  # type: ignore[assignment]
+        try:
+            await asyncio.wait_for(terminated.wait(), timeout)
+        except TimeoutError:
+            return False
+        supervisor = self._supervisor
+        if supervisor is not None and supervisor is not asyncio.current_task():
+            await supervisor
+        return True
+
+    async def _supervise(self, core: Core[Any]) -> None:
+        interval = core.config.policy.interval
+        wake: asyncio.Event = core.wake  # type: ignore[assignment]
+        while True:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), interval)
+            wake.clear()
+            grow = core.supervisor_tick()
+            if grow is None:
+                break
+            for _ in range(grow):
+                self.spawn(core, core.new_worker(burst=True))
+        await self._finish(core)
+
+    async def _finish(self, core: Core[Any]) -> None:
+        workers = core.finish_begin()
+        for resource in core.pool.close():
+            await self._destroy(core, resource)
+        handles = [w.handle for w in workers if w.handle is not None]
+        if handles:
+            await asyncio.wait(handles)
+        core.finish_end()
+
+    # ----------------------------------------------------------------- workers
+
+    async def _worker_main(
+        self, core: Core[Any], worker: Worker, startup: asyncio.Future[Any]
+    ) -> None:
+        """A worker task: create a resource, serve tasks, start afresh when unhealthy."""
+        fail_fast = not worker.burst
+        try:
+            while await self._acquire(core, worker, startup if fail_fast else None):
+                if not startup.done():
+                    startup.set_result(None)
+                fail_fast = False
+                if not await self._serve(core, worker):
+                    return
+                core.worker_replaced(worker)
+        finally:
+            if not startup.done():
+                startup.set_result(None)
+            core.worker_exited(worker)
+
+    async def _acquire(
+        self, core: Core[Any], worker: Worker, startup: asyncio.Future[Any] | None
+    ) -> bool:
+        """Create the worker's resource; `False` if the worker should leave instead."""
+        on_create = core.config.on_create
+        backoff = core.config.backoff
+        shutdown: asyncio.Event = core.shutdown  # type: ignore[assignment]
+        failures = 0
+        while not shutdown.is_set():
+            try:
+                resource = await _call_hook(on_create)
+            except Exception as error:
+                failures += 1
+                core.creation_failed(worker, error, failures)
+                if startup is not None:
+                    startup.set_result(error)
+                    return False
+                try:
+                    await asyncio.wait_for(shutdown.wait(), backoff.delay(failures))
+                except TimeoutError:
+                    if core.try_retire(worker):
+                        return False
+                    continue
+                return False
+            core.worker_ready(worker, resource)
+            return True
+        return False
+
+    async def _next_token(self, core: Core[Any], worker: Worker) -> object:
+        """Wait for a token; `_IDLE` when an idle burst worker may retire."""
+        channel: asyncio.Queue[object] = core.queue.channel  # type: ignore[assignment]
+        try:
+            return channel.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        if not worker.burst:
+            return await channel.get()
+        try:
+            return await asyncio.wait_for(channel.get(), core.config.policy.interval)
+        except TimeoutError:
+            return _IDLE
+
+    async def _serve(self, core: Core[Any], worker: Worker) -> bool:
+        """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`)."""
+        take = core.queue.take
+        try:
+            while True:
+                try:
+                    token = await self._next_token(core, worker)
+                except asyncio.CancelledError:
+                    if not self._absorb(worker):
+                        raise
+                    continue
+                if token is _IDLE:
+                    if core.try_retire(worker):
+                        return False
+                    continue
+                if token is EXIT:
+                    return False
+                task = take()
+                if task is None:
+                    continue  # its task was cancelled or drained
+                if task.attempt == 0 and not task.set_running_or_notify_cancel():
+                    continue  # cancelled while queued (and discarded then)
+                if core.killed:  # dequeued just as kill() drained the queues: do not start it
+                    task.abandon()
+                    continue
+                if await self._run(core, worker, task):
+                    return True
+        finally:
+            await self._destroy(core, core.worker_releasing(worker), worker)
+
+    async def _run(self, core: Core[Any], worker: Worker, task: TaskRecord[Any]) -> bool:
+        """Run one attempt of `task`; return `True` if the worker must be replaced."""
+        start = core.attempt_started(task, worker)
+        deadline = None
+        try:
+            if task.timeout is None:
+                result = await _run_in(task, worker.resource)
+            else:
+                async with asyncio.timeout(task.timeout) as deadline:
+                    result = await _run_in(task, worker.resource)
+        except asyncio.CancelledError:
+            if not self._absorb(worker):
+                raise
+            core.attempt_cancelled(worker, task)
+            return False
+        except BaseException as error:
+            if deadline is not None and deadline.expired():
+                core.attempt_expired(worker, task, start)
+                return False
+            return core.attempt_failed(worker, task, error, start)
+        core.attempt_succeeded(worker, task, result, start)
+        return False
+
+    def _absorb(self, worker: Worker) -> bool:
+        """A `CancelledError` reached the worker: `True` if it was our own interruption."""
+        if not worker.interrupted:
+            return False  # the worker itself is being cancelled: let it go
+        worker.interrupted = False
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        return True
+
+    # -------------------------------------------------------------- resources
+
+    async def _destroy(self, core: Core[Any], resource: Any, worker: Worker | None = None) -> None:
+        on_destroy = core.config.on_destroy
+        if on_destroy is None:
+            return
+        try:
+            await _call_hook(on_destroy, resource)
+        except Exception as error:
+            core.destroy_failed(error, worker)
+
+    # ---------------------------------------------------------------- run_task
+
+    async def run_task(self, core: Core[R], fn: Callable[[R], Any], *, once: bool) -> Any:
+        """Run `fn` now, in the calling task, on a pooled or temporary resource."""
+        task = core.run_task_record(fn, once=once)
+        steps = run_task_steps(core, task)
+        outcome: Any = None
+        failure: BaseException | None = None
+        while True:
+            try:
+                step = steps.send(outcome) if failure is None else steps.throw(failure)
+            except StopIteration as done:
+                return done.value
+            outcome, failure = None, None
+            if isinstance(step, Destroy):
+                await self._destroy(core, step.resource)
+                continue
+            try:
+                if isinstance(step, Call):
+                    outcome = await _run_in(task, step.resource)
+                else:
+                    outcome = await _call_hook(core.config.on_create)
+            except BaseException as error:  # handed to the steps, which decide
+                failure = error

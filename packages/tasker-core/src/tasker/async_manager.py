@@ -1,0 +1,156 @@
+"""`AsyncTaskManager`: the same manager for coroutine tasks, on an asyncio event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from tasker._asyncio import AsyncRuntime
+from tasker._core import Core
+from tasker.manager import _timeout
+from tasker.metrics import TaskMetrics
+from tasker.stats import KillReport, ManagerState, TaskStats
+
+if TYPE_CHECKING:
+    from tasker.builder import AsyncTaskManagerBuilder
+
+__all__ = ["AsyncTaskManager"]
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class AsyncTaskManager(Generic[R]):
+    """Runs coroutine tasks `async def fn(resource)` on asyncio workers that each own a resource.
+
+    The semantics are the thread manager's: priority queue, health checks, retries and worker
+    replacement, at-most-once tasks, `run_task` with a resource pool, scaling, metrics and
+    logging. Differences follow from asyncio: `kill()` and timeouts cancel running tasks for
+    real (`CancelledError` inside them), and cancelling a caller's `await` cancels that task.
+    Use it from the event loop it was built on.
+
+    ```python
+    async with AsyncTaskManager.builder().with_resource(open_session, close).build() as m:
+        body = await m.queue_task(lambda session: session.get("/health"))
+    ```
+    """
+
+    __slots__ = ("_core", "_runtime")
+
+    def __init__(self, core: Core[R], runtime: AsyncRuntime) -> None:
+        """Internal: use `AsyncTaskManager.builder()`."""
+        self._core = core
+        self._runtime = runtime
+
+    @staticmethod
+    def builder() -> AsyncTaskManagerBuilder[None]:
+        """Start configuring an async manager (the asyncio executor is preselected)."""
+        from tasker.builder import AsyncTaskManagerBuilder  # noqa: PLC0415 - import cycle
+
+        return AsyncTaskManagerBuilder()
+
+    @property
+    def name(self) -> str:
+        """The manager's name, as it appears in logs and task names."""
+        return self._core.config.name
+
+    @property
+    def state(self) -> ManagerState:
+        """The lifecycle state: running, broken, stopping, stopped or killed."""
+        return self._core.state
+
+    def submit(
+        self,
+        fn: Callable[[R], Awaitable[T]],
+        *,
+        priority: bool = False,
+        once: bool = False,
+        timeout: float | None = None,
+    ) -> asyncio.Future[T]:
+        """Queue `fn(resource)` and return an awaitable future for its outcome.
+
+        Cancelling the future cancels the task: a queued one leaves its queue, a running one
+        gets `CancelledError` inside while its worker carries on. `timeout` (seconds, default
+        the builder's `with_timeout`) cancels an attempt that runs longer; the caller then
+        gets `TimeoutError`.
+
+        Raises:
+            ManagerClosedError: the manager was stopped or killed.
+            ManagerBrokenError: no worker could be kept alive.
+        """
+        return self._core.submit(  # type: ignore[return-value]
+            fn, priority=priority, once=once, timeout=_timeout(self._core, timeout)
+        )
+
+    async def queue_task(self, fn: Callable[[R], Awaitable[T]]) -> T:
+        """Queue `fn(resource)` and return its result (or raise its exception)."""
+        return await self.submit(fn)
+
+    async def queue_task_with_priority(self, fn: Callable[[R], Awaitable[T]]) -> T:
+        """Like `queue_task`, ahead of every normal task."""
+        return await self.submit(fn, priority=True)
+
+    async def queue_task_once(self, fn: Callable[[R], Awaitable[T]]) -> T:
+        """Like `queue_task`, but never run twice: an unhealthy failure is raised, not retried."""
+        return await self.submit(fn, once=True)
+
+    async def queue_task_with_priority_once(self, fn: Callable[[R], Awaitable[T]]) -> T:
+        """Priority and at-most-once together."""
+        return await self.submit(fn, priority=True, once=True)
+
+    async def run_task(self, fn: Callable[[R], Awaitable[T]], *, once: bool = False) -> T:
+        """Run `fn(resource)` now, in the calling task, on a pooled or temporary resource."""
+        result: T = await self._runtime.run_task(self._core, fn, once=once)
+        return result
+
+    def stats(self) -> TaskStats:
+        """A live snapshot of workers, queues and the resource pool."""
+        return self._core.stats()
+
+    def metrics(self) -> TaskMetrics:
+        """Task performance: durations with percentiles, recent rates, totals, success rate."""
+        return self._core.metrics()
+
+    async def stop(self, timeout: float | None = None) -> bool:
+        """Stop gracefully: refuse new work, finish every queued task, destroy every resource.
+
+        Returns `True` once every worker has exited, `False` if `timeout` passed first (the
+        shutdown goes on). From inside one of this manager's tasks it only starts the shutdown.
+        """
+        core = self._core
+        core.begin_stop()
+        if core.killed or self._in_own_task():
+            return await self._runtime.join(0)
+        return await self._runtime.join(timeout)
+
+    async def kill(self) -> KillReport:
+        """Stop now: cancel queued tasks and cancel running ones for real (no waiting)."""
+        return self._core.kill()
+
+    async def join(self, timeout: float | None = None) -> bool:
+        """Wait for a stop or kill to finish; `True` once every worker has exited."""
+        return await self._runtime.join(timeout)
+
+    def _in_own_task(self) -> bool:
+        current = asyncio.current_task()
+        return any(worker.handle is current for worker in self._core.workers)
+
+    async def __aenter__(self) -> AsyncTaskManager[R]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        s = self._core.stats()
+        return (
+            f"<AsyncTaskManager {self.name!r} {s.state} workers={s.active_workers} "
+            f"queued={s.queued_tasks + s.priority_tasks}>"
+        )
