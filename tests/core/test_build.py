@@ -151,7 +151,7 @@ class TestValidation:
 
     def test_unknown_executor(self) -> None:
         with pytest.raises(ValueError, match=r"unknown executor 'fibers'.*'thread'"):
-            TaskManager.builder().with_executor("fibers")
+            TaskManager.builder().with_executor("fibers")  # type: ignore[call-overload]
 
     def test_bad_logger(self) -> None:
         with pytest.raises(TypeError, match="logger"):

@@ -1,0 +1,260 @@
+"""What only the asyncio manager does: real cancellation, loop hygiene, uvloop, typing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, assert_type
+
+import pytest
+import uvloop
+
+from tasker import (
+    AsyncTaskFuture,
+    AsyncTaskManager,
+    AsyncTaskManagerBuilder,
+    CancelledError,
+    TaskManager,
+    current_task,
+)
+from tests.helpers import Resource, Resources
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]], loop: str = "asyncio") -> None:
+    factory = uvloop.new_event_loop if loop == "uvloop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(asyncio.wait_for(main(), 30))
+
+
+class AsyncResources(Resources):
+    """Resources with coroutine hooks."""
+
+    async def acreate(self) -> Resource:
+        await asyncio.sleep(0)
+        return self.create()
+
+    async def adestroy(self, resource: Resource) -> None:
+        await asyncio.sleep(0)
+        self.destroy(resource)
+
+
+def build(resources: AsyncResources, workers: int = 1) -> Any:
+    return (
+        AsyncTaskManager.builder()
+        .with_resource(resources.acreate, resources.adestroy)
+        .with_workers(workers, max_workers=workers)
+        .with_resource_pool(0)
+        .with_policy("fixed")
+        .build()
+    )
+
+
+class TestCancellation:
+    def test_kill_cancels_running_tasks_for_real(self) -> None:
+        resources = AsyncResources()
+        inside: list[str] = []
+
+        async def main() -> None:
+            manager = await build(resources, workers=2)
+            started = asyncio.Event()
+
+            async def long(_: Resource) -> None:
+                started.set()
+                try:
+                    await asyncio.sleep(30)
+                except asyncio.CancelledError:
+                    inside.append("cancelled")
+                    raise
+
+            futures = [manager.submit(long) for _ in range(2)]
+            await started.wait()
+            await asyncio.sleep(0)
+            report = await manager.kill()
+            assert report.abandoned_tasks == 2
+            assert await manager.join(10)
+            for future in futures:
+                assert future.cancelled()
+
+        run(main)
+        assert inside == ["cancelled", "cancelled"]
+        resources.assert_all_destroyed_once()
+
+    def test_cancelling_a_callers_await_cancels_that_task_only(self) -> None:
+        resources = AsyncResources()
+        seen: list[str] = []
+
+        async def main() -> None:
+            async with await build(resources) as manager:
+                started = asyncio.Event()
+
+                async def slow(resource: Resource) -> None:
+                    started.set()
+                    try:
+                        await asyncio.sleep(30)
+                    except asyncio.CancelledError:
+                        seen.append(f"cancelled on {resource.rid}")
+                        raise
+
+                caller = asyncio.create_task(manager.queue_task(slow))
+                await started.wait()
+                caller.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await caller
+
+                async def rid(resource: Resource) -> int:
+                    return resource.rid
+
+                assert await manager.queue_task(rid) == 1  # the worker survived
+                assert manager.stats().busy_workers == 0
+
+        run(main)
+        assert seen == ["cancelled on 1"]
+        resources.assert_all_destroyed_once()
+
+    def test_wait_for_on_queue_task_times_out_and_cancels_the_task(self) -> None:
+        async def main() -> None:
+            async with await build(AsyncResources()) as manager:
+
+                async def slow(_: Resource) -> None:
+                    await asyncio.sleep(30)
+
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(manager.queue_task(slow), 0.05)
+
+                async def one(_: Resource) -> int:
+                    return 1
+
+                assert await manager.queue_task(one) == 1
+
+        run(main)
+
+    def test_sleep_is_for_thread_tasks(self) -> None:
+        async def main() -> None:
+            async with await build(AsyncResources()) as manager:
+
+                async def sleepy(_: Resource) -> bool:
+                    task = current_task()
+                    assert task is not None
+                    return task.sleep(0.01)
+
+                with pytest.raises(TypeError, match=r"asyncio\.sleep"):
+                    await manager.queue_task(sleepy)
+
+        run(main)
+
+
+class TestLoop:
+    def test_building_outside_a_running_loop_is_a_clear_error(self) -> None:
+        with pytest.raises(RuntimeError, match="inside a running event loop"):
+            AsyncTaskManager.builder().build()
+
+    def test_nothing_blocks_the_loop(self, caplog: pytest.LogCaptureFixture) -> None:
+        resources = AsyncResources()
+        caplog.set_level(logging.WARNING, logger="asyncio")
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            loop.set_debug(True)
+            loop.slow_callback_duration = 0.05
+            manager = await (
+                AsyncTaskManager.builder()
+                .with_resource(resources.acreate, resources.adestroy)
+                .with_workers(4, max_workers=8)
+                .with_policy("rate", interval=0.01)
+                .build()
+            )
+
+            async def work(resource: Resource) -> int:
+                await asyncio.sleep(0.001)
+                return resource.rid
+
+            futures = []
+            for _ in range(25):  # the test's own steps stay short too
+                futures += [manager.submit(work) for _ in range(20)]
+                await asyncio.sleep(0)
+            await asyncio.gather(*futures)
+            await manager.stop()
+
+        run(main)
+        slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
+        assert not slow, slow
+        resources.assert_all_destroyed_once()
+
+    @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+    def test_works_on_both_event_loops(self, loop: str) -> None:
+        resources = AsyncResources()
+
+        async def main() -> None:
+            async with await build(resources, workers=3) as manager:
+
+                async def double(resource: Resource) -> int:
+                    await asyncio.sleep(0)
+                    return resource.rid * 2
+
+                results = await asyncio.gather(*(manager.submit(double) for _ in range(200)))
+                assert set(results) <= {2, 4, 6}
+                assert await manager.run_task(double) > 0
+
+        run(main, loop)
+        resources.assert_all_destroyed_once()
+
+    def test_stop_from_inside_a_task_does_not_deadlock(self) -> None:
+        async def main() -> None:
+            manager = await build(AsyncResources())
+
+            async def stopper(_: Resource) -> bool:
+                stopped: bool = await manager.stop()
+                return stopped
+
+            assert await manager.queue_task(stopper) is False
+            assert await manager.join(10)
+
+        run(main)
+
+    def test_sync_hooks_and_sync_tasks_are_accepted(self) -> None:
+        resources = Resources()
+
+        async def main() -> None:
+            async with (
+                AsyncTaskManager.builder()
+                .with_resource(resources.create, resources.destroy)
+                .build() as manager
+            ):
+                rid: int = await manager.queue_task(lambda r: r.rid)  # type: ignore[arg-type, return-value]
+                assert rid == resources.created[-1].rid  # the worker's (after the pooled one)
+
+        run(main)
+        resources.assert_all_destroyed_once()
+
+
+class TestTyping:
+    def test_the_builders_give_each_manager_its_own_api(self) -> None:
+        thread_builder = TaskManager.builder().with_workers(2)
+        async_builder = thread_builder.with_executor("asyncio")
+        assert_type(async_builder, AsyncTaskManagerBuilder[None])
+        assert isinstance(async_builder, AsyncTaskManagerBuilder)
+        assert async_builder._workers == 2  # options carry over
+
+        async def main() -> None:
+            manager = await async_builder.build()
+            assert_type(manager, AsyncTaskManager[None])
+
+            async def answer(_: None) -> int:
+                return 42
+
+            future = manager.submit(answer)
+            assert_type(future, asyncio.Future[int])
+            assert type(future).__name__ == AsyncTaskFuture.__name__
+            assert_type(await future, int)
+            assert_type(await manager.queue_task(answer), int)
+            await manager.stop()
+
+        run(main)
+
+    def test_an_async_builder_refuses_thread_executors(self) -> None:
+        with pytest.raises(ValueError, match="asyncio executor"):
+            AsyncTaskManager.builder().with_executor("thread")  # type: ignore[arg-type]
+
+    def test_cancelled_error_is_the_futures_one(self) -> None:
+        assert issubclass(CancelledError, Exception)

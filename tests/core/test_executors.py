@@ -1,0 +1,373 @@
+"""The behaviour both executors share, each test run on threads and on asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import random
+from typing import Any
+
+import pytest
+
+from tasker import (
+    CancelledError,
+    ManagerBrokenError,
+    ManagerClosedError,
+    ManagerState,
+    ResourceCreationError,
+    RetriesExhaustedError,
+    TaskManager,
+    TaskManagerBuilder,
+    UnhealthyOn,
+    current_task,
+)
+from tests.drivers import Driver, Managed, each_executor, settle_all
+from tests.helpers import Resource, Resources
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+def builder(resources: Resources, workers: int = 1, **kw: Any) -> TaskManagerBuilder[Resource]:
+    return (
+        TaskManager.builder()
+        .with_resource(resources.create, resources.destroy)
+        .with_workers(workers, max_workers=kw.get("max_workers", workers))
+        .with_resource_pool(kw.get("pool", 0))
+        .with_policy(kw.get("policy", "fixed"))
+        .with_health_check(UnhealthyOn(ConnectionError))
+        .with_max_retries(kw.get("max_retries", 3))
+        .with_backoff(initial=0.001, maximum=0.01, broken_after=kw.get("broken_after", 5))
+    )
+
+
+async def occupy(driver: Driver, managed: Managed[Any]) -> tuple[Any, asyncio.Future[Any]]:
+    """Keep the single worker busy until the returned gate opens."""
+    gate, started = driver.gate(), asyncio.Event()
+    held = managed.submit(driver.hold(gate, started))
+    await asyncio.wait_for(started.wait(), 10)
+    return gate, held
+
+
+def constant(value: int) -> Any:
+    return lambda _: value
+
+
+def appender(order: list[str], name: str) -> Any:
+    return lambda _: order.append(name)
+
+
+def fail_with(error: BaseException) -> Any:
+    def body(_: Any) -> None:
+        raise error
+
+    return body
+
+
+@each_executor
+async def test_build_gives_each_worker_its_own_resource(driver: Driver) -> None:
+    resources = Resources()
+    managed = await driver.build(builder(resources, workers=3, pool=2))
+    assert len(resources.created) == 5
+    assert managed.stats().active_workers == 3
+    assert await managed.stop(10)
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_a_failing_on_create_fails_build_and_destroys_the_rest(driver: Driver) -> None:
+    resources = Resources(fail_create=lambda n: n == 3)
+    with pytest.raises(ResourceCreationError) as caught:
+        await driver.build(builder(resources, workers=3))
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_stop_drains_both_queues_and_refuses_new_work(driver: Driver) -> None:
+    resources = Resources()
+    managed = await driver.build(builder(resources))
+    gate, held = await occupy(driver, managed)
+    normal = [managed.submit(driver.task(constant(i))) for i in range(5)]
+    urgent = managed.submit(driver.task(lambda r: "urgent"), priority=True)
+    stopping = asyncio.ensure_future(managed.stop(10))
+    while managed.state is ManagerState.RUNNING:
+        await asyncio.sleep(0.001)
+    with pytest.raises(ManagerClosedError):
+        managed.submit(driver.task(lambda r: None))
+    gate.open()
+    assert await stopping
+    assert await held is None
+    assert [await f for f in normal] == list(range(5))
+    assert await urgent == "urgent"
+    assert managed.state is ManagerState.STOPPED
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_kill_cancels_queued_and_running_tasks(driver: Driver) -> None:
+    resources = Resources()
+    managed = await driver.build(builder(resources))
+    gate, held = await occupy(driver, managed)
+    queued = [managed.submit(driver.task(lambda r: "never")) for _ in range(3)]
+    report = await managed.kill()
+    assert (report.cancelled_tasks, report.abandoned_tasks) == (3, 1)
+    for outcome in await settle_all(held, *queued):
+        assert isinstance(outcome, CancelledError | asyncio.CancelledError)
+    gate.open()
+    assert await managed.join(10)
+    assert managed.state is ManagerState.KILLED
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_priority_first_then_fifo(driver: Driver) -> None:
+    order: list[str] = []
+    managed = await driver.build(builder(Resources()))
+    gate, held = await occupy(driver, managed)
+    futures = [managed.submit(driver.task(appender(order, f"n{i}"))) for i in range(3)]
+    futures += [
+        managed.submit(driver.task(appender(order, f"p{i}")), priority=True) for i in range(3)
+    ]
+    assert (managed.stats().queued_tasks, managed.stats().priority_tasks) == (3, 3)
+    gate.open()
+    await settle_all(held, *futures)
+    assert order == ["p0", "p1", "p2", "n0", "n1", "n2"]
+    assert await managed.stop(10)
+
+
+@each_executor
+async def test_a_retried_task_runs_before_tasks_queued_behind_it(driver: Driver) -> None:
+    order: list[str] = []
+    managed = await driver.build(builder(Resources()))
+    gate, held = await occupy(driver, managed)
+
+    def flaky(_: Resource) -> None:
+        task = current_task()
+        assert task is not None
+        order.append(f"flaky#{task.attempt}")
+        if task.attempt == 1:
+            raise ConnectionError("reset")
+
+    first = managed.submit(driver.task(flaky))
+    rest = [managed.submit(driver.task(appender(order, f"n{i}"))) for i in range(2)]
+    gate.open()
+    await settle_all(held, first, *rest)
+    assert order == ["flaky#1", "flaky#2", "n0", "n1"]
+    assert await managed.stop(10)
+
+
+@each_executor
+async def test_a_healthy_error_reaches_the_caller_unchanged(driver: Driver) -> None:
+    resources = Resources()
+    managed = await driver.build(builder(resources))
+    error = ValueError("bad input")
+    with pytest.raises(ValueError, match="bad input") as caught:
+        await managed.queue_task(driver.task(fail_with(error)))
+    assert caught.value is error
+    assert await managed.queue_task(driver.task(lambda r: r.rid)) == 1
+    assert await managed.stop(10)
+
+
+@each_executor
+async def test_unhealthy_replaces_the_worker_and_retries(driver: Driver) -> None:
+    resources = Resources()
+    managed = await driver.build(builder(resources))
+    seen: list[int] = []
+
+    def task(resource: Resource) -> int:
+        seen.append(resource.rid)
+        if len(seen) == 1:
+            raise ConnectionError("reset")
+        return resource.rid
+
+    assert await managed.queue_task(driver.task(task)) == 2
+    assert resources.destroyed[1] == 1
+    assert managed.metrics().total_tasks_retried == 1
+    assert await managed.stop(10)
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_retries_are_bounded(driver: Driver) -> None:
+    resources = Resources()
+    managed = await driver.build(builder(resources, max_retries=2))
+    with pytest.raises(RetriesExhaustedError) as caught:
+        await managed.queue_task(driver.task(fail_with(ConnectionError("down"))))
+    assert caught.value.attempts == 3
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert await managed.stop(10)
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_a_once_task_is_never_retried(driver: Driver) -> None:
+    resources = Resources()
+    managed = await driver.build(builder(resources))
+    runs: list[int] = []
+
+    def task(resource: Resource) -> None:
+        runs.append(resource.rid)
+        raise ConnectionError("reset")
+
+    with pytest.raises(ConnectionError):
+        await managed.submit(driver.task(task), once=True)
+    assert runs == [1]
+    assert await managed.queue_task(driver.task(lambda r: r.rid)) == 2
+    assert await managed.stop(10)
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_the_manager_breaks_and_recovers(driver: Driver) -> None:
+    healed = False
+    resources = Resources(fail_create=lambda n: n > 1 and not healed)
+    managed = await driver.build(builder(resources, broken_after=0.1))
+    with pytest.raises(ManagerBrokenError):
+        await managed.queue_task(driver.task(fail_with(ConnectionError("reset"))))
+    assert managed.state is ManagerState.BROKEN
+    with pytest.raises(ManagerBrokenError):
+        managed.submit(driver.task(lambda r: None))
+    healed = True
+    for _ in range(2000):
+        if managed.state.value == "running":
+            break
+        await asyncio.sleep(0.005)
+    assert await managed.queue_task(driver.task(lambda r: r.rid)) > 1
+    assert await managed.stop(10)
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_a_timeout_fails_the_caller_and_keeps_the_worker(driver: Driver) -> None:
+    resources = Resources()
+    managed = await driver.build(builder(resources))
+    gate = driver.gate()
+    with pytest.raises(TimeoutError):
+        await managed.submit(driver.hold(gate), timeout=0.05)
+    gate.open()
+    assert await managed.queue_task(driver.task(lambda r: r.rid)) == 1  # same worker
+    assert managed.metrics().total_tasks_failed == 1
+    assert await managed.stop(10)
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_run_task_uses_the_pool_then_temporary_resources(driver: Driver) -> None:
+    resources = Resources()
+    managed = await driver.build(builder(resources, pool=1))
+    pooled = resources.created[0].rid
+    assert await managed.run_task(driver.task(lambda r: r.rid)) == pooled
+    assert managed.stats().available_resources == 1
+    seen = await managed.run_task(driver.task(lambda r: r.rid), once=True)
+    assert seen == pooled
+    assert await managed.stop(10)
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_cancelling_a_queued_task_removes_it(driver: Driver) -> None:
+    ran: list[int] = []
+    managed = await driver.build(builder(Resources()))
+    gate, held = await occupy(driver, managed)
+    doomed = managed.submit(driver.task(lambda r: ran.append(1)))
+    await asyncio.sleep(0)
+    assert managed.stats().queued_tasks == 1
+    doomed.cancel()
+    await asyncio.sleep(0.01)  # let a thread future's cancellation reach the manager
+    assert managed.stats().queued_tasks == 0
+    gate.open()
+    await held
+    assert await managed.stop(10)
+    assert ran == []
+
+
+@each_executor
+async def test_the_submitters_contextvars_are_visible(driver: Driver) -> None:
+    managed = await driver.build(builder(Resources()))
+    request_id.set("req-7")
+    assert await managed.queue_task(driver.task(lambda r: request_id.get())) == "req-7"
+    assert await managed.stop(10)
+
+
+@each_executor
+async def test_metrics_count_every_outcome(driver: Driver) -> None:
+    managed = await driver.build(builder(Resources(), workers=2))
+    for _ in range(5):
+        await managed.queue_task(driver.task(lambda r: None))
+    with pytest.raises(ValueError, match="x"):
+        await managed.queue_task(driver.task(fail_with(ValueError("x"))))
+    metrics = managed.metrics()
+    assert (metrics.total_tasks_completed, metrics.total_tasks_failed) == (5, 1)
+    assert metrics.success_rate == pytest.approx(5 / 6)
+    assert await managed.stop(10)
+
+
+@each_executor
+async def test_bursts_grow_under_load_and_retire_when_idle(driver: Driver) -> None:
+    resources = Resources()
+    managed = await driver.build(
+        builder(resources, max_workers=3).with_policy("rate", interval=0.02, cooldown=0.05)
+    )
+    gate = driver.gate()
+    futures = [managed.submit(driver.hold(gate)) for _ in range(30)]
+    for _ in range(2000):
+        if managed.stats().active_workers == 3:
+            break
+        await asyncio.sleep(0.005)
+    assert managed.stats().burst_workers == 2
+    gate.open()
+    await settle_all(*futures)
+    for _ in range(2000):
+        if managed.stats().active_workers == 1:
+            break
+        await asyncio.sleep(0.005)
+    assert managed.stats().burst_workers == 0
+    assert await managed.stop(10)
+    resources.assert_all_destroyed_once()
+
+
+@pytest.mark.parametrize("seed", range(3))
+@each_executor
+async def test_every_task_ends_once_under_random_faults(driver: Driver, seed: int) -> None:
+    rng = random.Random(seed)
+    resources = Resources(fail_create=lambda n: n > 3 and rng.random() < 0.2)
+    managed = await driver.build(
+        builder(resources, workers=2, max_workers=4, pool=1, policy="rate", max_retries=2)
+    )
+
+    def task(roll: float) -> Any:
+        def body(resource: Resource) -> int:
+            if roll < 0.1:
+                raise ConnectionError("reset")
+            if roll < 0.2:
+                raise ValueError("bad")
+            return resource.rid
+
+        return driver.task(body)
+
+    futures = []
+    for _ in range(600):
+        futures.append(
+            managed.submit(task(rng.random()), priority=rng.random() < 0.3, once=rng.random() < 0.2)
+        )
+        if rng.random() < 0.05:
+            futures[-1].cancel()
+    if seed == 2:
+        await managed.kill()
+        assert await managed.join(10)
+    else:
+        assert await managed.stop(20)
+    outcomes = await settle_all(*futures)
+    assert len(outcomes) == 600
+    for outcome in outcomes:
+        assert isinstance(
+            outcome,
+            int
+            | ValueError
+            | ConnectionError
+            | RetriesExhaustedError
+            | ManagerBrokenError
+            | CancelledError
+            | asyncio.CancelledError,
+        )
+    resources.assert_all_destroyed_once()
