@@ -134,3 +134,15 @@ def test_demo(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str
     assert connections is not None
     assert connections.group(1) == connections.group(2)
     assert re.search(r"Done in \d+\.\d s; manager stopped\.$", out.rstrip())
+
+
+@pytest.mark.timeout(30)
+def test_async_fetch(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_example("async_fetch", monkeypatch, capsys)
+
+    assert count(r"^  200 OK /page/\d via session \d \[req-1\]$", out) == 4
+    assert "(attempt 2)" in out  # the dropped session was replaced and the request retried
+    assert "timed out after 0.05 s" in out
+    assert "the caller gave up" in out
+    assert count(r"^  closed session \d+ after", out) == 3  # two workers + one replacement
+    assert "manager http: stopped" in out

@@ -18,4 +18,4 @@ def test_the_readme_has_python_examples() -> None:
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_block_runs(index: int, capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(BLOCKS[index], f"README.md[block {index}]", "exec"), {"__name__": "readme"})
-    assert "TaskStats(" in capsys.readouterr().out
+    assert "TaskStats(" in capsys.readouterr().out  # every block shows the manager's stats

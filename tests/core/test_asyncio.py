@@ -177,7 +177,14 @@ class TestLoop:
             await manager.stop()
 
         run(main)
-        slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
+        # the manager's own tasks (workers, supervisor) never hold the loop; the test's own
+        # steps are left out, a garbage collection can land in them on a busy machine
+        slow = [
+            r.getMessage()
+            for r in caplog.records
+            if "took" in r.getMessage()
+            and ("-worker-" in r.getMessage() or "-supervisor" in r.getMessage())
+        ]
         assert not slow, slow
         resources.assert_all_destroyed_once()
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import types
+from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from contextlib import suppress
 from typing import Any, TypeVar
@@ -28,6 +30,7 @@ __all__ = ["AsyncRuntime"]
 R = TypeVar("R")
 T = TypeVar("T")
 
+_COROUTINE = types.CoroutineType
 _IDLE = object()  # no token came for a whole scaling interval
 
 
@@ -39,6 +42,58 @@ async def _call_hook(fn: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
+class _Channel:
+    """A token FIFO for one event loop: `asyncio.Queue` without the task accounting.
+
+    `put_nowait` wakes the longest-waiting `get`; tokens are never lost, because a woken getter
+    that gets cancelled passes its wake-up on to the next waiter.
+    """
+
+    __slots__ = ("_items", "_loop", "_waiters")
+
+    def __init__(self) -> None:
+        self._items: deque[object] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._loop = asyncio.get_running_loop()
+
+    def put_nowait(self, item: object) -> None:
+        """Add a token and wake one waiting `get`."""
+        self._items.append(item)
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def get_nowait(self) -> object:
+        """Pop a token; raise `asyncio.QueueEmpty` if there is none."""
+        try:
+            return self._items.popleft()
+        except IndexError:
+            raise asyncio.QueueEmpty from None
+
+    async def get(self) -> object:
+        """Wait for a token."""
+        items = self._items
+        while not items:
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled() and items:
+                    self._wake_one()  # woken, then cancelled: pass the wake-up on
+                raise
+        return items.popleft()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class _InContext:
     """Await a coroutine while running each of its steps inside `context`.
 
@@ -47,36 +102,48 @@ class _InContext:
     `Context.run` call, and cancelling the worker's task cancels the coroutine.
     """
 
-    __slots__ = ("_context", "_coro")
+    __slots__ = ("_context", "_coro", "_first")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], context: contextvars.Context) -> None:
+    def __init__(
+        self, coro: Coroutine[Any, Any, Any], context: contextvars.Context, first: Any
+    ) -> None:
         self._coro = coro
         self._context = context
+        self._first = first  # what the coroutine yielded on its first step
 
     def __await__(self) -> Generator[Any, Any, Any]:
         run = self._context.run
         send, throw = self._coro.send, self._coro.throw
-        value: Any = None
-        error: BaseException | None = None
+        yielded = self._first
         while True:
+            step: Callable[[Any], Any]
             try:
-                yielded = run(send, value) if error is None else run(throw, error)
+                arg = yield yielded
+                step = send
+            except BaseException as thrown:  # cancellation and the like go to the coroutine
+                step, arg = throw, thrown
+            try:
+                yielded = run(step, arg)
             except StopIteration as done:
                 return done.value
-            try:
-                value, error = (yield yielded), None
-            except BaseException as thrown:  # cancellation and the like go to the coroutine
-                value, error = None, thrown
 
 
 async def _run_in(task: TaskRecord[Any], resource: Any) -> Any:
-    """Run the task's function on `resource` in its context; await it if it is a coroutine."""
+    """Run the task's function on `resource` in its context; await it if it is a coroutine.
+
+    A coroutine that finishes without suspending (no real I/O) completes right here, with no
+    extra objects: that is the common case of cheap tasks.
+    """
     context = task.context
     if context.get(_CURRENT) is not task:
         context.run(_CURRENT.set, task)
     outcome = context.run(task.fn, resource)
-    if inspect.iscoroutine(outcome):
-        return await _InContext(outcome, context)
+    if type(outcome) is _COROUTINE:
+        try:
+            yielded = context.run(outcome.send, None)
+        except StopIteration as done:
+            return done.value
+        return await _InContext(outcome, context, yielded)
     if inspect.isawaitable(outcome):
         return await outcome
     return outcome
@@ -97,9 +164,9 @@ class AsyncRuntime:
         """An `asyncio.Event`."""
         return asyncio.Event()
 
-    def new_channel(self) -> asyncio.Queue[object]:
-        """An `asyncio.Queue`."""
-        return asyncio.Queue()
+    def new_channel(self) -> _Channel:
+        """A lightweight token FIFO for this loop."""
+        return _Channel()
 
     def new_record(
         self, core: Core[Any], fn: Callable[[Any], Any], task_id: int, **options: Any
@@ -260,7 +327,7 @@ class AsyncRuntime:
 
     async def _next_token(self, core: Core[Any], worker: Worker) -> object:
         """Wait for a token; `_IDLE` when an idle burst worker may retire."""
-        channel: asyncio.Queue[object] = core.queue.channel  # type: ignore[assignment]
+        channel: _Channel = core.queue.channel  # type: ignore[assignment]
         try:
             return channel.get_nowait()
         except asyncio.QueueEmpty:
