@@ -11,6 +11,7 @@ from tasker.executors import Executor
 from tasker.health import HealthChecker
 from tasker.log import Logger
 from tasker.metrics import MetricsCollector
+from tasker.plugins import Plugins
 from tasker.scaling import ScalingPolicy
 
 __all__ = ["Config"]
@@ -35,4 +36,5 @@ class Config(Generic[R]):
     collectors: tuple[MetricsCollector, ...]
     executor: Executor
     backoff: Backoff
+    plugins: Plugins
     timeout: float | None = None

@@ -116,6 +116,7 @@ class Core(Generic[R]):
         self.killed_signal = runtime.new_signal()
         self.terminated = runtime.new_signal()
         self.wake = runtime.new_signal()  # the supervisor has something to look at
+        self.observers = config.plugins.observers(config.name, self.log)
 
     # ----------------------------------------------------------------- start
 
@@ -139,6 +140,8 @@ class Core(Generic[R]):
             pool_size=cfg.pool_size,
             executor=cfg.executor.name,
         )
+        if self.observers.manager_started:
+            self.observers.emit("tasker_manager_started")
 
     # ------------------------------------------------------------- submission
 
@@ -164,6 +167,8 @@ class Core(Generic[R]):
                 raise self.refusal()
             self._pending += 1
             self.queue.put(task)
+        if self.observers.task_queued:
+            self.observers.emit("tasker_task_queued", task=task)
         return task
 
     def refusal(self) -> RuntimeError:
@@ -229,6 +234,10 @@ class Core(Generic[R]):
         task.started_at = start = _perf()
         if self.extra is not None:
             self.extra.record_start(task, start - task.queued_at if worker else 0.0)
+        if self.observers.task_started:
+            self.observers.emit(
+                "tasker_task_started", task=task, worker_id=worker.worker_id if worker else None
+            )
         return start
 
     def record_attempt(
@@ -259,6 +268,11 @@ class Core(Generic[R]):
 
     # --------------------------------------------------------------- outcomes
 
+    def finished(self, task: TaskRecord[Any], outcome: str, error: BaseException | None) -> None:
+        """Tell observers a task ended for good."""
+        if self.observers.task_finished:
+            self.observers.emit("tasker_task_finished", task=task, outcome=outcome, error=error)
+
     def attempt_succeeded(
         self, worker: Worker, task: TaskRecord[Any], result: object, start: float
     ) -> None:
@@ -276,6 +290,8 @@ class Core(Generic[R]):
             self.metrics_collector.record_attempt(wait, elapsed, COMPLETED)
         else:
             self.record_attempt(task, wait, elapsed, COMPLETED)
+        if self.observers.task_finished:
+            self.finished(task, "completed", None)
         task.resolve(result)
         self.task_done()
 
@@ -311,6 +327,8 @@ class Core(Generic[R]):
     def attempt_cancelled(self, worker: Worker, task: TaskRecord[Any]) -> None:
         """A running attempt was interrupted because its caller cancelled it (asyncio)."""
         worker.current = None
+        if not self.killed:  # kill() reports its own cancellations
+            self.finished(task, "cancelled", None)
         task.abandon()
         if not self.killed:
             self.task_done()
@@ -343,6 +361,7 @@ class Core(Generic[R]):
             attempt=task.attempt,
             error=final,
         )
+        self.finished(task, "failed", final)
         task.fail(final)
         return final
 
@@ -363,6 +382,8 @@ class Core(Generic[R]):
         return True
 
     def _log_retry(self, task: TaskRecord[Any], error: BaseException) -> None:
+        if self.observers.task_retried:
+            self.observers.emit("tasker_task_retried", task=task, error=error)
         self.log(
             logging.WARNING,
             Event.TASK_RETRIED,
@@ -401,6 +422,7 @@ class Core(Generic[R]):
             return True, None
         final = decision.error if decision.error is not None else error
         self.record_attempt(task, 0.0, elapsed, FAILED, final)
+        self.finished(task, "failed", final)
         return decision.replace_worker, final
 
     def run_task_unavailable(self, task: TaskRecord[Any], error: BaseException) -> None:
@@ -417,6 +439,7 @@ class Core(Generic[R]):
         error = TimeoutError(f"task {task.task_id} timed out after {task.timeout} s")
         if task.fail(error):
             self.record_attempt(task, task.started_at - task.queued_at, elapsed, FAILED, error)
+            self.finished(task, "timed_out", error)
             self.log(
                 logging.WARNING,
                 Event.TASK_TIMED_OUT,
@@ -435,6 +458,7 @@ class Core(Generic[R]):
     def run_task_succeeded(self, task: TaskRecord[Any], start: float) -> None:
         """Count a successful `run_task` attempt."""
         self.record_attempt(task, 0.0, _perf() - start, COMPLETED)
+        self.finished(task, "completed", None)
 
     # -------------------------------------------------------------- resources
 
@@ -493,6 +517,10 @@ class Core(Generic[R]):
                 self._broken = False
                 self.accepting = not (self.closing or self.killed)
         self.log(logging.INFO, Event.WORKER_STARTED, worker_id=worker.worker_id, burst=worker.burst)
+        if self.observers.worker_started:
+            self.observers.emit(
+                "tasker_worker_started", worker_id=worker.worker_id, burst=worker.burst
+            )
         if recovered:
             self.log(logging.INFO, Event.MANAGER_RECOVERED, worker_id=worker.worker_id)
 
@@ -513,12 +541,18 @@ class Core(Generic[R]):
             worker_id=worker.worker_id,
             replaced_worker_id=old,
         )
+        if self.observers.worker_replaced:
+            self.observers.emit(
+                "tasker_worker_replaced", worker_id=worker.worker_id, replaced_worker_id=old
+            )
 
     def worker_exited(self, worker: Worker) -> None:
         """A worker's loop returned."""
         with self._lock:
             self.workers.remove(worker)
         self.log(logging.INFO, Event.WORKER_STOPPED, worker_id=worker.worker_id)
+        if self.observers.worker_stopped:
+            self.observers.emit("tasker_worker_stopped", worker_id=worker.worker_id)
 
     def try_retire(self, worker: Worker) -> bool:
         """An idle burst worker asks whether it should leave."""
@@ -574,8 +608,12 @@ class Core(Generic[R]):
             self._retire_quota = max(0, -grow)
         if grow > 0:
             self.log(logging.INFO, Event.SCALED_UP, workers=live, target=target)
+            if self.observers.scaled_up:
+                self.observers.emit("tasker_scaled_up", workers=live, target=target)
         elif grow < 0 and self._retire_quota != previous_quota:
             self.log(logging.INFO, Event.SCALED_DOWN, workers=live, target=target)
+            if self.observers.scaled_down:
+                self.observers.emit("tasker_scaled_down", workers=live, target=target)
         return max(grow, 0)
 
     # --------------------------------------------------------------- shutdown
@@ -605,6 +643,9 @@ class Core(Generic[R]):
             running = [w.current for w in self.workers if w.current is not None]
             live = len(self.workers)
         cancelled = sum(1 for task in queued if task.abandon())
+        if self.observers.task_finished:
+            for task in queued:
+                self.finished(task, "cancelled", None)
         for task in running:  # before waking cooperative tasks, so none can finish first
             task.abandon()
             self.runtime.interrupt(task)
@@ -613,6 +654,7 @@ class Core(Generic[R]):
         for task in running:
             if task.cancelled():  # not if it had already finished when kill() looked
                 abandoned += 1
+                self.finished(task, "cancelled", None)
                 self.log(
                     logging.WARNING,
                     Event.TASK_ABANDONED,
@@ -646,6 +688,8 @@ class Core(Generic[R]):
             self._stopped = True
         if not self.killed:
             self.log(logging.INFO, Event.MANAGER_STOPPED)
+        if self.observers.manager_stopped:
+            self.observers.emit("tasker_manager_stopped", killed=self.killed)
         self.terminated.set()
 
     # -------------------------------------------------------------- snapshots

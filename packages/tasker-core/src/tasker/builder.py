@@ -20,12 +20,13 @@ from tasker._backoff import Backoff
 from tasker._config import Config
 from tasker._core import Core
 from tasker._threads import ThreadRuntime
-from tasker.executors import Executor, resolve_executor
+from tasker.executors import Executor
 from tasker.health import AlwaysHealthy, HealthChecker
 from tasker.log import Logger, as_logger
 from tasker.manager import TaskManager
 from tasker.metrics import MetricsCollector
-from tasker.scaling import ScalingPolicy, resolve_policy
+from tasker.plugins import Plugins, default_plugins
+from tasker.scaling import ScalingPolicy
 
 if TYPE_CHECKING:
     from tasker.async_manager import AsyncTaskManager
@@ -60,6 +61,36 @@ class _Options(Generic[R]):
         self._executor: Executor | None = None
         self._backoff = Backoff()
         self._timeout: float | None = None
+        self._plugin_objects: list[object] = []
+        self._plugins: Plugins | None = None
+
+    def with_plugins(self, *plugins: object) -> Self:
+        """Use these plugin objects too (modules or objects with `tasker.hookimpl` functions).
+
+        Give them before the options that name what they register. Entry-point plugins are
+        always loaded (unless `TASKER_DISABLE_PLUGIN_AUTOLOAD` is set).
+        """
+        self._plugin_objects.extend(plugins)
+        self._plugins = None
+        return self
+
+    def _plugin_set(self) -> Plugins:
+        if self._plugins is None:
+            self._plugins = (
+                Plugins(self._plugin_objects) if self._plugin_objects else default_plugins()
+            )
+        return self._plugins
+
+    def _registry(self, kind: str) -> Any:
+        return self._plugin_set().registry(kind)
+
+    def _named(self, kind: str, label: str, value: object, options: dict[str, Any]) -> Any:
+        """Resolve a registered name with options; pass objects through (no options then)."""
+        if isinstance(value, str):
+            return self._registry(kind).create(value, **options)
+        if options:
+            raise ValueError(f"{label}: options can only be given with a registered name")
+        return value
 
     def with_name(self, name: str) -> Self:
         """Name the manager (logs, metrics attributes, thread names). Default `tasker-N`."""
@@ -84,17 +115,25 @@ class _Options(Generic[R]):
 
         Built-in names: `"rate"` (default) and `"fixed"`, e.g. `.with_policy("rate", interval=0.2)`.
         """
-        self._policy = resolve_policy(policy, **options)
+        resolved = self._named("policies", "policy", policy, options)
+        if not isinstance(resolved, ScalingPolicy):
+            raise TypeError(
+                "policy must be a registered name or have an interval and a "
+                f"target_workers(snapshot) method, got {type(policy).__name__}"
+            )
+        self._policy = resolved
         return self
 
-    def with_health_check(self, check: HealthChecker) -> Self:
+    def with_health_check(self, check: HealthChecker | str, **options: Any) -> Self:
         """Decide which exceptions mean the worker's resource is broken.
 
         `check(exc)` returns `True` for healthy. For example
-        `lambda exc: not isinstance(exc, ConnectionError)` or `UnhealthyOn(ConnectionError)`.
+        `lambda exc: not isinstance(exc, ConnectionError)`, `UnhealthyOn(ConnectionError)`, or
+        a registered name: `.with_health_check("unhealthy-on", types=(ConnectionError,))`.
         """
-        _require_callable("health_check", check)
-        self._health = check
+        resolved = self._named("health_checks", "health_check", check, options)
+        _require_callable("health_check", resolved)
+        self._health = resolved
         return self
 
     def with_max_retries(self, retries: int) -> Self:
@@ -122,16 +161,22 @@ class _Options(Generic[R]):
         self._timeout = None if seconds is None else float(seconds)
         return self
 
-    def with_logger(self, logger: Logger | logging.Logger) -> Self:
-        """Send events to a stdlib `logging.Logger` or any `Logger` (structured events)."""
-        self._logger = as_logger(logger)
+    def with_logger(self, logger: Logger | logging.Logger | str, **options: Any) -> Self:
+        """Send events to a stdlib `logging.Logger`, any `Logger`, or a registered name.
+
+        Built-in names: `"stdlib"` (the default, `logger=` to choose the stdlib logger) and
+        `"null"`; plugins add more (`"structlog"` with tasker-structlog installed).
+        """
+        self._logger = as_logger(self._named("loggers", "logger", logger, options))
         return self
 
-    def with_metrics(self, collector: MetricsCollector) -> Self:
-        """Also send every task event to `collector` (call again to add more).
+    def with_metrics(self, collector: MetricsCollector | str, **options: Any) -> Self:
+        """Also send every task event to `collector`, or to a registered one by name.
 
-        `manager.metrics()` keeps working: the built-in collector always runs alongside.
+        Call again to add more. `manager.metrics()` keeps working: the built-in collector
+        always runs alongside. Plugins add names (`"otel"` with tasker-otel installed).
         """
+        collector = self._named("collectors", "metrics", collector, options)
         if not isinstance(collector, MetricsCollector):
             raise TypeError(
                 "metrics collector must implement record_arrival, record_start, "
@@ -157,6 +202,14 @@ class _Options(Generic[R]):
         self._backoff = Backoff(initial=initial, maximum=maximum, broken_after=broken_after)
         return self
 
+    def _executor_named(self, executor: str | Executor) -> Executor:
+        resolved = self._named("executors", "executor", executor, {})
+        if not isinstance(resolved, Executor):
+            raise TypeError(
+                f"executor must be a registered name or an Executor, got {type(executor).__name__}"
+            )
+        return resolved
+
     def _set_resource(self, on_create: Callable[[], Any], on_destroy: Any) -> None:
         _require_callable("on_create", on_create)
         if on_destroy is not None:
@@ -175,14 +228,15 @@ class _Options(Generic[R]):
             on_destroy=self._on_destroy,
             workers=workers,
             max_workers=self._max_workers if self._max_workers is not None else 2 * workers,
-            policy=self._policy if self._policy is not None else resolve_policy("rate"),
+            policy=self._policy or self._registry("policies").create("rate"),
             health_check=self._health,
             max_retries=self._max_retries,
             pool_size=self._pool_size if self._pool_size is not None else workers,
             logger=self._logger,
             collectors=tuple(self._collectors),
-            executor=self._executor or resolve_executor(default_executor),
+            executor=self._executor or self._registry("executors").create(default_executor),
             backoff=self._backoff,
+            plugins=self._plugin_set(),
             timeout=self._timeout,
         )
 
@@ -231,7 +285,7 @@ class TaskManagerBuilder(_Options[R]):
         `"asyncio"` (or an asyncio `Executor`) returns an `AsyncTaskManagerBuilder` carrying
         every option given so far: tasks are then coroutine functions and `build()` is awaited.
         """
-        resolved = resolve_executor(executor)
+        resolved = self._executor_named(executor)
         if resolved.kind == "asyncio":
             other: AsyncTaskManagerBuilder[R] = AsyncTaskManagerBuilder()
             self._copy_to(other)
@@ -284,7 +338,7 @@ class AsyncTaskManagerBuilder(_Options[R]):
 
     def with_executor(self, executor: Literal["asyncio"] | Executor) -> Self:
         """Choose an asyncio `Executor` (the default is `"asyncio"`)."""
-        resolved = resolve_executor(executor)
+        resolved = self._executor_named(executor)
         if resolved.kind != "asyncio":
             raise ValueError(
                 f"executor: an async manager needs an asyncio executor, got {resolved.name!r}; "

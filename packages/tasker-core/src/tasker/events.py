@@ -41,3 +41,4 @@ class Event(StrEnum):
     HEALTH_CHECK_FAILED = "health.check_failed"
     CALLBACK_FAILED = "callback.failed"
     COLLECTOR_FAILED = "metrics.collector_failed"
+    PLUGIN_FAILED = "plugin.hook_failed"

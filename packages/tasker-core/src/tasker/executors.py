@@ -19,8 +19,6 @@ __all__ = [
     "Executor",
     "ThreadExecutor",
     "WorkerHandle",
-    "executor_names",
-    "resolve_executor",
 ]
 
 
@@ -108,31 +106,3 @@ class AsyncioExecutor:
 
     def __repr__(self) -> str:
         return "AsyncioExecutor()"
-
-
-_EXECUTORS: dict[str, Callable[[], Executor]] = {
-    "thread": ThreadExecutor,
-    "asyncio": AsyncioExecutor,
-}
-
-
-def executor_names() -> list[str]:
-    """The registered executor names, sorted."""
-    return sorted(_EXECUTORS)
-
-
-def resolve_executor(executor: Executor | str) -> Executor:
-    """Return `executor` itself, or a new instance of the executor registered under that name."""
-    if isinstance(executor, str):
-        try:
-            return _EXECUTORS[executor]()
-        except KeyError:
-            known = ", ".join(repr(n) for n in executor_names())
-            raise ValueError(
-                f"executor: unknown executor {executor!r}; known executors: {known}"
-            ) from None
-    if not isinstance(executor, Executor):
-        raise TypeError(
-            f"executor must be a registered name or an Executor, got {type(executor).__name__}"
-        )
-    return executor

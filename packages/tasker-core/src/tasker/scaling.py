@@ -9,18 +9,10 @@ retires only *idle* burst workers to shrink.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-__all__ = [
-    "FixedPolicy",
-    "RatePolicy",
-    "ScalingPolicy",
-    "ScalingSnapshot",
-    "policy_names",
-    "resolve_policy",
-]
+__all__ = ["FixedPolicy", "RatePolicy", "ScalingPolicy", "ScalingSnapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,40 +149,3 @@ def _positive(name: str, value: float) -> float:
     if not (isinstance(value, int | float) and value > 0):
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
     return float(value)
-
-
-_POLICIES: dict[str, Callable[..., ScalingPolicy]] = {
-    "rate": RatePolicy,
-    "fixed": FixedPolicy,
-}
-
-
-def policy_names() -> list[str]:
-    """The registered policy names, sorted."""
-    return sorted(_POLICIES)
-
-
-def resolve_policy(policy: ScalingPolicy | str, **options: Any) -> ScalingPolicy:
-    """Return `policy` itself, or a new instance of the policy registered under that name.
-
-    Raises:
-        ValueError: the name is unknown (the message lists the known ones), or options were
-            given with a policy object.
-    """
-    if isinstance(policy, str):
-        try:
-            factory = _POLICIES[policy]
-        except KeyError:
-            known = ", ".join(repr(n) for n in policy_names())
-            raise ValueError(
-                f"policy: unknown policy {policy!r}; known policies: {known}"
-            ) from None
-        return factory(**options)
-    if options:
-        raise ValueError("policy: options can only be given with a policy name")
-    if not isinstance(policy, ScalingPolicy):
-        raise TypeError(
-            "policy must be a registered name or have an interval and a "
-            f"target_workers(snapshot) method, got {type(policy).__name__}"
-        )
-    return policy

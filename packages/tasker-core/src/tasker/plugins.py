@@ -1,0 +1,329 @@
+"""Plugin loading, the name registries, and the observer fan-out.
+
+Plugins come from three places: tasker's own strategies (registered as an ordinary plugin),
+the `tasker` entry-point group (installed packages, loaded lazily and once), and objects passed
+to `TaskManagerBuilder.with_plugins(...)`. Environment variables:
+
+- `TASKER_DISABLE_PLUGIN_AUTOLOAD=1`: do not load entry points (built-ins and explicit plugins
+  still work);
+- `TASKER_BLOCK_PLUGINS=name,other`: skip these entry points;
+- `TASKER_STRICT_PLUGINS=1`: an entry point that fails to load raises `PluginError` instead of
+  being logged and skipped.
+
+Core code never calls `pluggy` directly: it asks a `Plugins` object for registries and for an
+`Observers` fan-out, which calls each implementation separately and isolates its failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Generic, TypeVar
+
+import pluggy
+
+from tasker import hookspecs
+from tasker.events import Event
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "LoadedPlugin",
+    "Observers",
+    "PluginError",
+    "Plugins",
+    "Registry",
+    "default_plugins",
+    "reset_plugins",
+]
+
+T = TypeVar("T")
+
+ENTRY_POINT_GROUP = "tasker"
+"""The entry-point group third-party plugins register under."""
+
+_log = logging.getLogger("tasker.plugins")
+
+KINDS = ("executors", "policies", "health_checks", "loggers", "collectors")
+"""The registries, each filled by its `tasker_register_<kind>` hook."""
+
+OBSERVER_HOOKS = (
+    "tasker_task_queued",
+    "tasker_task_started",
+    "tasker_task_finished",
+    "tasker_task_retried",
+    "tasker_worker_started",
+    "tasker_worker_stopped",
+    "tasker_worker_replaced",
+    "tasker_scaled_up",
+    "tasker_scaled_down",
+    "tasker_manager_started",
+    "tasker_manager_stopped",
+)
+
+
+class PluginError(RuntimeError):
+    """A plugin could not be loaded (strict mode) or two plugins claim the same name."""
+
+
+class Registry(Generic[T]):
+    """Names to factories for one kind of strategy, filled by plugins.
+
+    Plugins call `register(name, factory)` from their `tasker_register_*` hook; the builder
+    calls `create(name, **options)`.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, tuple[Callable[..., T], str]] = {}
+        self._plugin = "?"  # who is registering right now
+
+    def register(self, name: str, factory: Callable[..., T]) -> None:
+        """Offer `factory` under `name`; a name taken by another plugin is a `PluginError`."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{self.kind} names must be non-empty strings, got {name!r}")
+        if not callable(factory):
+            raise TypeError(f"the factory for {self.kind} {name!r} must be callable")
+        if name in self._entries:
+            owner = self._entries[name][1]
+            raise PluginError(
+                f"{self.kind} {name!r} is registered by both plugin {owner!r} and plugin "
+                f"{self._plugin!r}; block one with TASKER_BLOCK_PLUGINS"
+            )
+        self._entries[name] = (factory, self._plugin)
+
+    def names(self) -> list[str]:
+        """Every registered name, sorted."""
+        return sorted(self._entries)
+
+    def owner(self, name: str) -> str:
+        """The plugin that registered `name`."""
+        return self._entries[name][1]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def create(self, name: str, **options: Any) -> T:
+        """Build the strategy registered under `name` with `options`.
+
+        Raises:
+            ValueError: the name is unknown; the message lists the known ones.
+        """
+        try:
+            factory = self._entries[name][0]
+        except KeyError:
+            known = ", ".join(repr(n) for n in self.names()) or "none"
+            singular = {"policies": "policy"}.get(self.kind, self.kind.rstrip("s"))
+            raise ValueError(
+                f"{singular}: unknown {singular.replace('_', ' ')} {name!r}; "
+                f"known {self.kind.replace('_', ' ')}: {known}"
+            ) from None
+        return factory(**options)
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    """A plugin and where it came from."""
+
+    name: str
+    plugin: object
+    distribution: str | None = None
+    version: str | None = None
+
+
+@dataclass
+class _EntryPoints:
+    loaded: list[LoadedPlugin] = field(default_factory=list)
+    failed: list[tuple[str, str | None, BaseException]] = field(default_factory=list)
+
+
+_lock = threading.Lock()
+_entry_points: _EntryPoints | None = None
+_default: Plugins | None = None
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _load_entry_points() -> _EntryPoints:
+    """Import the `tasker` entry points once per process (or after `reset_plugins`)."""
+    global _entry_points  # noqa: PLW0603 - a process-wide, load-once cache
+    with _lock:
+        if _entry_points is not None:
+            return _entry_points
+        found = _EntryPoints()
+        if not _truthy("TASKER_DISABLE_PLUGIN_AUTOLOAD"):
+            blocked = {
+                n.strip() for n in os.environ.get("TASKER_BLOCK_PLUGINS", "").split(",") if n
+            }
+            strict = _truthy("TASKER_STRICT_PLUGINS")
+            for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+                if entry.name in blocked:
+                    continue
+                dist = entry.dist
+                dist_name = dist.name if dist is not None else None
+                try:
+                    plugin = entry.load()
+                except Exception as error:
+                    message = (
+                        f"tasker plugin {entry.name!r} (entry point {entry.value!r} of "
+                        f"distribution {dist_name!r}) failed to load: {error!r}"
+                    )
+                    if strict:
+                        raise PluginError(message) from error
+                    _log.error(message, exc_info=error)
+                    found.failed.append((entry.name, dist_name, error))
+                    continue
+                found.loaded.append(
+                    LoadedPlugin(
+                        entry.name, plugin, dist_name, dist.version if dist is not None else None
+                    )
+                )
+        _entry_points = found
+        return found
+
+
+def reset_plugins() -> None:
+    """Forget loaded entry points and the default plugin set (for tests and reloads)."""
+    global _entry_points, _default  # noqa: PLW0603
+    with _lock:
+        _entry_points = None
+        _default = None
+
+
+def default_plugins() -> Plugins:
+    """The plugin set of the process: built-ins plus the entry points (loaded on first use)."""
+    global _default  # noqa: PLW0603
+    existing = _default
+    if existing is not None:
+        return existing
+    plugins = Plugins()
+    with _lock:
+        if _default is None:
+            _default = plugins
+        return _default
+
+
+class Plugins:
+    """A set of plugins with their registries: tasker's built-ins, entry points, `extra`."""
+
+    def __init__(self, extra: Iterable[object] = ()) -> None:
+        from tasker import _builtin_plugin  # noqa: PLC0415 - the built-ins import the registry
+
+        self._pm = pluggy.PluginManager("tasker")
+        self._pm.add_hookspecs(hookspecs)
+        self.loaded: list[LoadedPlugin] = [LoadedPlugin("tasker", _builtin_plugin, "tasker-core")]
+        self.loaded += _load_entry_points().loaded
+        self.loaded += [LoadedPlugin(_plugin_name(p), p) for p in extra]
+        for item in self.loaded:
+            if self._pm.is_registered(item.plugin):
+                continue
+            self._pm.register(item.plugin, name=item.name)
+        self.registries: dict[str, Registry[Any]] = {}
+        for kind in KINDS:
+            registry: Registry[Any] = Registry(kind)
+            for name, call in self._impls(f"tasker_register_{kind}"):
+                registry._plugin = name
+                try:
+                    call(registry=registry)
+                except PluginError:
+                    raise
+                except Exception:
+                    _log.exception("tasker plugin %r failed in tasker_register_%s", name, kind)
+            self.registries[kind] = registry
+
+    def _impls(self, hook: str) -> list[tuple[str, Callable[..., Any]]]:
+        """`(plugin name, caller)` per implementation of `hook`, in pluggy's call order."""
+        calls = []
+        for impl in reversed(getattr(self._pm.hook, hook).get_hookimpls()):
+            argnames = impl.argnames
+            function = impl.function
+
+            def call(
+                _f: Callable[..., Any] = function, _a: tuple[str, ...] = argnames, **kw: Any
+            ) -> Any:
+                return _f(*[kw[name] for name in _a])
+
+            calls.append((impl.plugin_name, call))
+        return calls
+
+    def registry(self, kind: str) -> Registry[Any]:
+        """The registry of `kind` (one of `KINDS`)."""
+        return self.registries[kind]
+
+    def observers(self, manager: str, log: Callable[..., None]) -> Observers:
+        """The observer fan-out for one manager; `log` reports failing hooks."""
+        return Observers(manager, {hook: tuple(self._impls(hook)) for hook in OBSERVER_HOOKS}, log)
+
+
+def _plugin_name(plugin: object) -> str:
+    name = getattr(plugin, "__name__", None)
+    if isinstance(name, str):  # a module, a class
+        return name
+    return f"{type(plugin).__name__}@{id(plugin):x}"
+
+
+class Observers:
+    """Calls every implementation of each observer hook, isolating failures.
+
+    `has(hook)` is a plain attribute read, so the engine skips hooks nobody implements at no
+    cost: `if observers.task_started: observers.emit("tasker_task_started", ...)`.
+    """
+
+    __slots__ = (
+        "_impls",
+        "_log",
+        "manager",
+        "manager_started",
+        "manager_stopped",
+        "scaled_down",
+        "scaled_up",
+        "task_finished",
+        "task_queued",
+        "task_retried",
+        "task_started",
+        "worker_replaced",
+        "worker_started",
+        "worker_stopped",
+    )
+    # one flag per observer hook: does any plugin implement it?
+    task_queued: bool
+    task_started: bool
+    task_finished: bool
+    task_retried: bool
+    worker_started: bool
+    worker_stopped: bool
+    worker_replaced: bool
+    scaled_up: bool
+    scaled_down: bool
+    manager_started: bool
+    manager_stopped: bool
+
+    def __init__(
+        self,
+        manager: str,
+        impls: dict[str, tuple[tuple[str, Callable[..., Any]], ...]],
+        log: Callable[..., None],
+    ) -> None:
+        self.manager = manager
+        self._impls = impls
+        self._log = log
+        for hook in OBSERVER_HOOKS:
+            setattr(self, hook.removeprefix("tasker_"), bool(impls.get(hook)))
+
+    @classmethod
+    def none(cls, manager: str = "") -> Observers:
+        """A fan-out with no observer at all."""
+        return cls(manager, {}, lambda *a, **k: None)
+
+    def emit(self, hook: str, /, **fields: Any) -> None:
+        """Call every implementation of `hook` with `manager` and `fields`."""
+        for plugin, call in self._impls.get(hook, ()):
+            try:
+                call(manager=self.manager, **fields)
+            except Exception as error:
+                self._log(logging.ERROR, Event.PLUGIN_FAILED, plugin=plugin, hook=hook, error=error)
