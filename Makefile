@@ -22,7 +22,7 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml packages/*/pyproject.toml
 	@touch $@
 
 demo: $(VENV)/.synced
-	$(BIN)/python examples/demo.py
+	$(BIN)/tasker demo
 
 lint: $(VENV)/.synced
 	$(BIN)/ruff check .

@@ -11,10 +11,18 @@ c. Blocking tasks: 20k x `time.sleep(0.001)` on 16 workers; wall time against th
    N x 1 ms / 16, and against the same ideal using the sleep actually measured on this machine.
 d. Percentiles of 1e6 durations (p95 and p99): keep every duration in a list and sort a copy per
    query (how the Go tasker computes them, reimplemented below) vs `tasker.QuantileSketch`.
+e. Asyncio throughput: 100k trivial coroutines (x + 1) on 4 workers, submit every task then
+   await every result; a hand-written pool of 4 worker tasks on one `asyncio.Queue` (the
+   baseline) vs `asyncio.gather` with an `asyncio.Semaphore(4)` vs `AsyncTaskManager`, and the
+   Queue pool and tasker again on uvloop.
+f. Asyncio sleeps: 20k x `await asyncio.sleep(0.001)` on 64 workers (Queue pool, gather with
+   `Semaphore(64)`, tasker); wall time against the ideal N x 1 ms / 64, and against the same
+   ideal using the asyncio sleep actually measured on this machine.
 
 Every variant runs in a fresh interpreter (`--one KEY`), so one variant's heap, threads and
 garbage never disturb another's: one warm-up run, then five timed runs, medians. Pools are
-built and shut down outside the timed regions, with every worker thread already started.
+built and shut down outside the timed regions, with every worker thread already started (every
+worker task already waiting for work); each asyncio run gets a fresh event loop.
 The driver prints one comparison table to stdout, progress to stderr, and writes every figure
 (medians and raw runs) as JSON to `benchmarks/results/latest.json`.
 
@@ -26,6 +34,7 @@ The driver prints one comparison table to stdout, progress to stderr, and writes
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import math
@@ -40,7 +49,7 @@ import threading
 import time
 import tracemalloc
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -48,7 +57,7 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-from tasker import QuantileSketch, TaskManager
+from tasker import AsyncTaskManager, QuantileSketch, TaskManager
 
 HERE = Path(__file__).resolve().parent
 
@@ -95,12 +104,17 @@ SLEEP_WORKERS = 16
 SLEEP = 0.001
 QUANTILES = (0.95, 0.99)
 SKETCH_QUERY_REPS = 200
+ASYNC_TRIVIAL_WORKERS = 4
+ASYNC_SLEEP_WORKERS = 64
 
 # targets: tasker / baseline ratios
 TARGET_THROUGHPUT = 0.8
 LIMIT_THROUGHPUT = 1.0
 TARGET_LATENCY_P50 = 1.1
 TARGET_SLEEP_WALL = 1.10
+TARGET_ASYNC_VS_QUEUE = 2.0
+TARGET_ASYNC_VS_GATHER = 0.3
+TARGET_ASYNC_SLEEP_WALL = 1.3
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -241,10 +255,10 @@ def _nap_on(_resource: None) -> int:
     return 1
 
 
-def _wall(n: int, seconds: float, results: list[int]) -> Sample:
+def _wall(n: int, seconds: float, results: list[int], workers: int = SLEEP_WORKERS) -> Sample:
     if sum(results) != n:
         raise AssertionError("wrong results")
-    ideal = n * SLEEP / SLEEP_WORKERS
+    ideal = n * SLEEP / workers
     return {"seconds": seconds, "ideal_s": ideal, "over_ideal": seconds / ideal}
 
 
@@ -374,6 +388,163 @@ def _retained(make: Callable[[], SortingRecorder | QuantileSketch], sizes: Sizes
     return {"retained_bytes": float(retained)}
 
 
+# ----------------------------------------------------------- e. and f. asyncio
+
+AsyncRun = Coroutine[Any, Any, tuple[float, list[int]]]
+"""One timed asyncio run: the seconds it took and every task's result."""
+
+
+def _on_loop(run: AsyncRun, *, uvloop: bool = False) -> tuple[float, list[int]]:
+    """Await `run` on a fresh event loop (asyncio's own, or uvloop's); set-up is untimed."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if uvloop:
+        import uvloop as uv  # only the uvloop variants need it
+
+        factory = uv.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(run)
+
+
+async def _async_plus_one(x: int) -> int:
+    return x + 1
+
+
+async def _async_plus_one_on(x: int, _resource: None) -> int:
+    return x + 1
+
+
+async def _async_nap(_x: int) -> int:
+    await asyncio.sleep(SLEEP)
+    return 1
+
+
+async def _async_nap_on(_x: int, _resource: None) -> int:
+    await asyncio.sleep(SLEEP)
+    return 1
+
+
+class QueuePool:
+    """The usual hand-written asyncio pool: worker tasks pulling jobs from one `asyncio.Queue`.
+
+    `submit` returns a future for `fn(x)`; the workers start at once and wait for work.
+    """
+
+    __slots__ = ("_loop", "_queue", "_workers")
+
+    def __init__(self, workers: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[
+            tuple[Callable[[int], Awaitable[int]], int, asyncio.Future[int]] | None
+        ] = asyncio.Queue()
+        self._workers = [self._loop.create_task(self._work()) for _ in range(workers)]
+
+    def submit(self, fn: Callable[[int], Awaitable[int]], x: int) -> asyncio.Future[int]:
+        future = self._loop.create_future()
+        self._queue.put_nowait((fn, x, future))
+        return future
+
+    async def _work(self) -> None:
+        get = self._queue.get
+        while (job := await get()) is not None:
+            fn, x, future = job
+            try:
+                future.set_result(await fn(x))
+            except Exception as error:
+                future.set_exception(error)
+
+    async def close(self) -> None:
+        for _ in self._workers:
+            self._queue.put_nowait(None)
+        await asyncio.gather(*self._workers)
+
+
+async def _queue_pool(
+    fn: Callable[[int], Awaitable[int]], workers: int, n: int
+) -> tuple[float, list[int]]:
+    pool = QueuePool(workers)
+    try:
+        await asyncio.sleep(0)  # every worker reaches `queue.get()` and waits there
+        gc.collect()
+        t0 = time.perf_counter()
+        futures = [pool.submit(fn, x) for x in range(n)]
+        results = [await f for f in futures]
+        seconds = time.perf_counter() - t0
+    finally:
+        await pool.close()
+    return seconds, results
+
+
+async def _gather_semaphore(
+    fn: Callable[[int], Awaitable[int]], limit: int, n: int
+) -> tuple[float, list[int]]:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def limited(x: int) -> int:
+        async with semaphore:
+            return await fn(x)
+
+    gc.collect()
+    t0 = time.perf_counter()
+    results = await asyncio.gather(*[limited(x) for x in range(n)])
+    seconds = time.perf_counter() - t0
+    return seconds, results
+
+
+async def _async_tasker(
+    fn: Callable[[int, None], Awaitable[int]], workers: int, n: int
+) -> tuple[float, list[int]]:
+    manager = await (
+        AsyncTaskManager.builder()
+        .with_workers(workers, max_workers=workers)
+        .with_policy("fixed")
+        .build()
+    )
+    try:
+        await asyncio.sleep(0)  # every worker waits for work
+        gc.collect()
+        t0 = time.perf_counter()
+        futures = [manager.submit(partial(fn, x)) for x in range(n)]
+        results = [await f for f in futures]
+        seconds = time.perf_counter() - t0
+    finally:
+        await manager.stop()
+    return seconds, results
+
+
+def _async_trivial(
+    pattern: Callable[[int], AsyncRun], *, uvloop: bool = False
+) -> Callable[[Sizes], Sample]:
+    def run(sizes: Sizes) -> Sample:
+        n = sizes.trivial_tasks
+        return _throughput(n, *_on_loop(pattern(n), uvloop=uvloop))
+
+    return run
+
+
+def _async_sleeps(pattern: Callable[[int], AsyncRun]) -> Callable[[Sizes], Sample]:
+    def run(sizes: Sizes) -> Sample:
+        n = sizes.sleep_tasks
+        return _wall(n, *_on_loop(pattern(n)), workers=ASYNC_SLEEP_WORKERS)
+
+    return run
+
+
+def async_sleep_calibration(sizes: Sizes) -> Sample:
+    """How long `await asyncio.sleep(0.001)` really takes here, alone, one after another."""
+
+    async def sleeps(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await asyncio.sleep(SLEEP)
+        return (time.perf_counter() - t0) / n
+
+    actual = asyncio.run(sleeps(sizes.calibration_sleeps))
+    return {
+        "actual_sleep_us": actual * 1e6,
+        "adjusted_ideal_s": sizes.sleep_tasks * actual / ASYNC_SLEEP_WORKERS,
+    }
+
+
 # ----------------------------------------------------------------------- the variants
 
 
@@ -411,6 +582,51 @@ VARIANTS: dict[str, Variant] = {
         partial(_percentile_run, QuantileSketch, SKETCH_QUERY_REPS),
         "query_us",
         once=partial(_retained, QuantileSketch),
+    ),
+    "e.queue": Variant(
+        f"asyncio.Queue + {ASYNC_TRIVIAL_WORKERS} worker tasks",
+        _async_trivial(partial(_queue_pool, _async_plus_one, ASYNC_TRIVIAL_WORKERS)),
+        "us_per_task",
+    ),
+    "e.gather": Variant(
+        f"asyncio.gather + Semaphore({ASYNC_TRIVIAL_WORKERS})",
+        _async_trivial(partial(_gather_semaphore, _async_plus_one, ASYNC_TRIVIAL_WORKERS)),
+        "us_per_task",
+    ),
+    "e.tasker": Variant(
+        "tasker AsyncTaskManager",
+        _async_trivial(partial(_async_tasker, _async_plus_one_on, ASYNC_TRIVIAL_WORKERS)),
+        "us_per_task",
+    ),
+    "e.uvloop.queue": Variant(
+        f"uvloop: asyncio.Queue + {ASYNC_TRIVIAL_WORKERS} worker tasks",
+        _async_trivial(partial(_queue_pool, _async_plus_one, ASYNC_TRIVIAL_WORKERS), uvloop=True),
+        "us_per_task",
+    ),
+    "e.uvloop.tasker": Variant(
+        "uvloop: tasker AsyncTaskManager",
+        _async_trivial(
+            partial(_async_tasker, _async_plus_one_on, ASYNC_TRIVIAL_WORKERS), uvloop=True
+        ),
+        "us_per_task",
+    ),
+    "f.calibration": Variant(
+        "asyncio.sleep(0.001) alone", async_sleep_calibration, "actual_sleep_us"
+    ),
+    "f.queue": Variant(
+        f"asyncio.Queue + {ASYNC_SLEEP_WORKERS} worker tasks",
+        _async_sleeps(partial(_queue_pool, _async_nap, ASYNC_SLEEP_WORKERS)),
+        "seconds",
+    ),
+    "f.gather": Variant(
+        f"asyncio.gather + Semaphore({ASYNC_SLEEP_WORKERS})",
+        _async_sleeps(partial(_gather_semaphore, _async_nap, ASYNC_SLEEP_WORKERS)),
+        "seconds",
+    ),
+    "f.tasker": Variant(
+        "tasker AsyncTaskManager",
+        _async_sleeps(partial(_async_tasker, _async_nap_on, ASYNC_SLEEP_WORKERS)),
+        "seconds",
     ),
 }
 
@@ -558,6 +774,10 @@ class Report:
             self.blocking()
         if self.ran("d."):
             self.percentiles()
+        if self.ran("e."):
+            self.async_throughput()
+        if self.ran("f."):
+            self.async_sleeps()
 
     def ran(self, prefix: str) -> bool:
         return any(key.startswith(prefix) for key in self.results)
@@ -620,20 +840,41 @@ class Report:
             section.rows.append(row)
 
     def blocking(self) -> None:
-        n = self.sizes.sleep_tasks
-        ideal = n * SLEEP / SLEEP_WORKERS
         section = Section(
-            f"c. blocking tasks: {_count(n)} x time.sleep(0.001), {SLEEP_WORKERS} workers, "
-            "wall time vs ideal"
+            f"c. blocking tasks: {_count(self.sizes.sleep_tasks)} x time.sleep(0.001), "
+            f"{SLEEP_WORKERS} workers, wall time vs ideal"
         )
         self.sections.append(section)
-        section.rows.append(
-            Row(f"ideal: N x 1 ms / {SLEEP_WORKERS}", f"{ideal:.3f} s", "1.00 ideal")
+        self.walls(
+            section,
+            "c",
+            SLEEP_WORKERS,
+            ("c.tpe", "c.tasker"),
+            base_name="TPE",
+            target=TARGET_SLEEP_WALL,
         )
-        calibration = self.median("c.calibration")
+
+    def walls(
+        self,
+        section: Section,
+        scenario: str,
+        workers: int,
+        keys: Sequence[str],
+        *,
+        base_name: str,
+        target: float,
+    ) -> None:
+        """The rows of a sleeping-tasks scenario: both ideals, then `keys`, the baseline first.
+
+        The calibration variant is `<scenario>.calibration` and tasker's `<scenario>.tasker`.
+        """
+        ideal = self.sizes.sleep_tasks * SLEEP / workers
+        section.rows.append(Row(f"ideal: N x 1 ms / {workers}", f"{ideal:.3f} s", "1.00 ideal"))
+        calibration_key, our_key = f"{scenario}.calibration", f"{scenario}.tasker"
+        calibration = self.median(calibration_key)
         adjusted: float | None = None
         if calibration is None:
-            section.rows.append(self.missing("c.calibration"))
+            section.rows.append(self.missing(calibration_key))
         else:
             adjusted = calibration["adjusted_ideal_s"]
             section.rows.append(
@@ -643,30 +884,25 @@ class Report:
                     f"{adjusted / ideal:.2f} ideal",
                 )
             )
-        base = self.median("c.tpe")
-        for key in ("c.tpe", "c.tasker"):
+        base = self.median(keys[0])
+        for key in keys:
             med = self.median(key)
             if med is None:
                 section.rows.append(self.missing(key))
                 continue
             result = f"{med['seconds']:.3f} s"
-            if key == "c.tasker" and base is not None:
-                result += f" ({med['seconds'] / base['seconds']:.2f} x TPE)"
+            if key != keys[0] and base is not None:
+                result += f" ({med['seconds'] / base['seconds']:.2f} x {base_name})"
             ratio = f"{med['over_ideal']:.2f} ideal"
             if adjusted is not None:
                 ratio += f", {med['seconds'] / adjusted:.2f} adjusted"
             row = Row(VARIANTS[key].label, result, ratio)
-            if key == "c.tasker":
-                row.target = f"<= {TARGET_SLEEP_WALL:.2f} ideal"
-                row.verdict = self.check(
-                    "c", "tasker wall / ideal", med["over_ideal"], TARGET_SLEEP_WALL
-                )
+            if key == our_key:
+                row.target = f"<= {target:.2f} ideal"
+                row.verdict = self.check(scenario, "tasker wall / ideal", med["over_ideal"], target)
                 if adjusted is not None:
                     against_adjusted = self.check(
-                        "c",
-                        "tasker wall / adjusted ideal",
-                        med["seconds"] / adjusted,
-                        TARGET_SLEEP_WALL,
+                        scenario, "tasker wall / adjusted ideal", med["seconds"] / adjusted, target
                     )
                     row.verdict += f" ({against_adjusted} vs adjusted)"
             section.rows.append(row)
@@ -696,6 +932,72 @@ class Report:
                     f"memory 1/{base['retained_bytes'] / med['retained_bytes']:.0f}"
                 )
             section.rows.append(row)
+
+    def async_throughput(self) -> None:
+        n = self.sizes.trivial_tasks
+        section = Section(
+            f"e. asyncio throughput: {_count(n)} trivial coroutines (x + 1), "
+            f"{ASYNC_TRIVIAL_WORKERS} workers, submit all then await all"
+        )
+        self.sections.append(section)
+        queue, gather = self.median("e.queue"), self.median("e.gather")
+        uvloop_queue = self.median("e.uvloop.queue")
+        for key in ("e.queue", "e.gather", "e.tasker", "e.uvloop.queue", "e.uvloop.tasker"):
+            med = self.median(key)
+            if med is None:
+                section.rows.append(self.missing(key))
+                continue
+            rss = self.results[key]["peak_rss_mib"]
+            us = med["us_per_task"]
+            row = Row(
+                VARIANTS[key].label,
+                f"{us:.2f} us/task ({med['seconds']:.3f} s, peak RSS {rss:.0f} MiB)",
+            )
+            if key == "e.queue":
+                row.ratio = "1.00"
+            elif key in ("e.gather", "e.uvloop.queue") and queue is not None:
+                row.ratio = f"{us / queue['us_per_task']:.2f}"
+            elif key == "e.uvloop.tasker" and uvloop_queue is not None:
+                row.ratio = f"{us / uvloop_queue['us_per_task']:.2f} vs uvloop Queue pool"
+            elif key == "e.tasker":
+                self.async_targets(row, us, queue, gather)
+            section.rows.append(row)
+
+    def async_targets(
+        self, row: Row, us: float, queue: Sample | None, gather: Sample | None
+    ) -> None:
+        """Tasker's row in e: its ratios to the Queue pool and to gather + Semaphore."""
+        ratios: list[str] = []
+        targets: list[str] = []
+        verdicts: list[str] = []
+        for base, name, metric, target in (
+            (queue, "", "tasker/Queue pool us per task", TARGET_ASYNC_VS_QUEUE),
+            (gather, " vs gather", "tasker/gather+Semaphore us per task", TARGET_ASYNC_VS_GATHER),
+        ):
+            if base is None:
+                continue
+            ratio = us / base["us_per_task"]
+            ratios.append(f"{ratio:.2f}{name}")
+            targets.append(f"<= {target}{name}")
+            verdicts.append(self.check("e", metric, ratio, target) + name)
+        row.ratio = ", ".join(ratios)
+        row.target = ", ".join(targets)
+        row.verdict = "".join([*verdicts[:1], *(f" ({v})" for v in verdicts[1:])])
+
+    def async_sleeps(self) -> None:
+        section = Section(
+            f"f. asyncio sleeps: {_count(self.sizes.sleep_tasks)} x asyncio.sleep(0.001), "
+            f"{ASYNC_SLEEP_WORKERS} workers, wall time vs ideal"
+        )
+        self.sections.append(section)
+        self.walls(
+            section,
+            "f",
+            ASYNC_SLEEP_WORKERS,
+            ("f.queue", "f.gather", "f.tasker"),
+            base_name="Queue pool",
+            target=TARGET_ASYNC_SLEEP_WALL,
+        )
 
     def render(self, header: str) -> str:
         columns = ("variant", "result", "vs baseline", "target", "verdict")

@@ -20,6 +20,8 @@ SCENARIO_TITLES = (
     "b. blocking-call latency, back-to-back",
     "c. blocking tasks",
     "d. percentiles",
+    "e. asyncio throughput",
+    "f. asyncio sleeps",
 )
 
 
@@ -51,7 +53,37 @@ class TestQuickBenchmarkRun:
         assert "ThreadPoolExecutor" in done.stdout
         assert "tasker queue_task(f)" in done.stdout
         assert "QuantileSketch" in done.stdout
+        assert "tasker AsyncTaskManager" in done.stdout
+        assert "asyncio.gather + Semaphore" in done.stdout
+        assert "uvloop: tasker AsyncTaskManager" in done.stdout
         assert "ERROR" not in done.stdout
+        assert "(not run)" not in done.stdout
+
+    @pytest.mark.timeout(120)
+    def test_asyncio_scenarios_report_every_variant(self, quick_run: QuickRun) -> None:
+        done, output = quick_run
+        variants = json.loads(output.read_text(encoding="utf-8"))["variants"]
+        expected = {
+            "e.queue",
+            "e.gather",
+            "e.tasker",
+            "e.uvloop.queue",
+            "e.uvloop.tasker",
+            "f.calibration",
+            "f.queue",
+            "f.gather",
+            "f.tasker",
+        }
+        assert expected <= variants.keys()
+        rows = done.stdout.splitlines()
+        for key in expected:
+            assert "error" not in variants[key], key
+            assert variants[key]["median"], key
+            if key != "f.calibration":  # shown as the adjusted ideal, not under its label
+                label = variants[key]["label"]
+                assert any(row.startswith(f"  {label} ") for row in rows), key
+        scenario_f = done.stdout[done.stdout.index("f. asyncio sleeps") :]
+        assert "ideal with the measured sleep" in scenario_f
 
     @pytest.mark.timeout(120)
     def test_writes_every_variant_to_json(self, quick_run: QuickRun) -> None:
@@ -59,7 +91,7 @@ class TestQuickBenchmarkRun:
         document = json.loads(output.read_text(encoding="utf-8"))
         assert document["quick"] is True
         variants = document["variants"]
-        assert {key.split(".")[0] for key in variants} == {"a", "b", "c", "d"}
+        assert {key.split(".")[0] for key in variants} == {"a", "b", "c", "d", "e", "f"}
         for key, result in variants.items():
             assert "error" not in result, key
             assert result["median"], key

@@ -22,6 +22,7 @@ from tasker.errors import (
 from tasker.events import Event
 from tasker.executors import AsyncioExecutor, Executor, ThreadExecutor, WorkerHandle
 from tasker.health import AlwaysHealthy, HealthChecker, UnhealthyOn
+from tasker.hookspecs import hookimpl
 from tasker.log import Logger, NullLogger, StdlibLogger
 from tasker.manager import TaskManager
 from tasker.metrics import InMemoryCollector, MetricsCollector, TaskInfo, TaskMetrics
@@ -70,4 +71,5 @@ __all__ = [
     "WorkerHandle",
     "__version__",
     "current_task",
+    "hookimpl",
 ]

@@ -216,7 +216,11 @@ class Plugins:
 
         self._pm = pluggy.PluginManager("tasker")
         self._pm.add_hookspecs(hookspecs)
-        self.loaded: list[LoadedPlugin] = [LoadedPlugin("tasker", _builtin_plugin, "tasker-core")]
+        from tasker import __version__  # noqa: PLC0415
+
+        self.loaded: list[LoadedPlugin] = [
+            LoadedPlugin("tasker", _builtin_plugin, "tasker-core", __version__)
+        ]
         self.loaded += _load_entry_points().loaded
         self.loaded += [LoadedPlugin(_plugin_name(p), p) for p in extra]
         for item in self.loaded:
