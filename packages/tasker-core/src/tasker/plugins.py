@@ -50,6 +50,14 @@ _log = logging.getLogger("tasker.plugins")
 KINDS = ("executors", "policies", "health_checks", "loggers", "collectors")
 """The registries, each filled by its `tasker_register_<kind>` hook."""
 
+_LABELS = {  # kind: (builder parameter, singular, plural)
+    "executors": ("executor", "executor", "executors"),
+    "policies": ("policy", "policy", "policies"),
+    "health_checks": ("health_check", "health check", "health checks"),
+    "loggers": ("logger", "logger", "loggers"),
+    "collectors": ("metrics", "metrics collector", "metrics collectors"),
+}
+
 OBSERVER_HOOKS = (
     "tasker_task_queued",
     "tasker_task_started",
@@ -90,8 +98,8 @@ class Registry(Generic[T]):
         if name in self._entries:
             owner = self._entries[name][1]
             raise PluginError(
-                f"{self.kind} {name!r} is registered by both plugin {owner!r} and plugin "
-                f"{self._plugin!r}; block one with TASKER_BLOCK_PLUGINS"
+                f"{_LABELS[self.kind][1]} {name!r} is registered by both plugin {owner!r} and "
+                f"plugin {self._plugin!r}; block one with TASKER_BLOCK_PLUGINS"
             )
         self._entries[name] = (factory, self._plugin)
 
@@ -116,10 +124,9 @@ class Registry(Generic[T]):
             factory = self._entries[name][0]
         except KeyError:
             known = ", ".join(repr(n) for n in self.names()) or "none"
-            singular = {"policies": "policy"}.get(self.kind, self.kind.rstrip("s"))
+            parameter, singular, plural = _LABELS[self.kind]
             raise ValueError(
-                f"{singular}: unknown {singular.replace('_', ' ')} {name!r}; "
-                f"known {self.kind.replace('_', ' ')}: {known}"
+                f"{parameter}: unknown {singular} {name!r}; known {plural}: {known}"
             ) from None
         return factory(**options)
 
@@ -243,7 +250,7 @@ class Plugins:
     def _impls(self, hook: str) -> list[tuple[str, Callable[..., Any]]]:
         """`(plugin name, caller)` per implementation of `hook`, in pluggy's call order."""
         calls = []
-        for impl in reversed(getattr(self._pm.hook, hook).get_hookimpls()):
+        for impl in getattr(self._pm.hook, hook).get_hookimpls():  # in registration order
             argnames = impl.argnames
             function = impl.function
 

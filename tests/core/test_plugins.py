@@ -1,0 +1,375 @@
+"""Plugins: discovery by entry point, names in the builder, observers, and every fault."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tasker
+from tasker import Event, TaskManager, UnhealthyOn, hookspecs
+from tasker.plugins import OBSERVER_HOOKS, PluginError, Plugins, Registry, reset_plugins
+from tests.core.test_health import EventLog
+from tests.core.test_scaling import SwitchPolicy
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "plugins" / "tasker_example_plugins"
+HOOKS = sorted(name for name in vars(hookspecs) if name.startswith("tasker_"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("TASKER_DISABLE_PLUGIN_AUTOLOAD", "TASKER_BLOCK_PLUGINS", "TASKER_STRICT_PLUGINS"):
+        monkeypatch.delenv(name, raising=False)
+    reset_plugins()
+    yield
+    reset_plugins()
+
+
+def install(site: Path, name: str, module: str, source: str | Path, dist: str) -> None:
+    """Lay out an installed distribution with a `tasker` entry point under `site`."""
+    if isinstance(source, Path):
+        shutil.copytree(source, site / module)
+    else:
+        (site / f"{module}.py").write_text(source, encoding="utf-8")
+    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n", encoding="utf-8"
+    )
+    (info / "entry_points.txt").write_text(f"[tasker]\n{name} = {module}\n", encoding="utf-8")
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def example_plugin(site: Path) -> Iterator[Path]:
+    install(site, "example", "tasker_example_plugins", EXAMPLE, "tasker-example-plugins")
+    yield site
+    sys.modules.pop("tasker_example_plugins", None)
+
+
+class TestHookSpecifications:
+    def test_every_hook_is_prefixed_and_documented_in_one_shape(self) -> None:
+        assert HOOKS
+        for name in HOOKS:
+            doc = inspect.getdoc(getattr(hookspecs, name))
+            assert doc, f"{name} has no docstring"
+            assert "Args:" in doc, f"{name}: document the parameters"
+            assert "Returns:" in doc, f"{name}: say what the result is and who wins"
+
+    def test_every_hook_is_in_the_plugin_guide(self) -> None:
+        guide = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+        missing = [name for name in HOOKS if f"`{name}`" not in guide]
+        assert not missing, f"docs/plugins.md does not describe {missing}"
+
+    def test_observer_hooks_are_all_specified(self) -> None:
+        assert set(OBSERVER_HOOKS) <= set(HOOKS)
+
+
+class TestEntryPoints:
+    def test_an_installed_plugin_is_used_by_name(self, example_plugin: Path) -> None:
+        manager = (
+            TaskManager.builder()
+            .with_workers(1, max_workers=3)
+            .with_policy("queue-threshold", threshold=0, step=2)
+            .with_health_check("status-5xx")
+            .build()
+        )
+        with manager:
+            assert type(manager._core.config.policy).__name__ == "QueueThresholdPolicy"
+
+            class ServerError(Exception):
+                status = 503
+
+            calls: list[int] = []
+
+            def flaky(_: None) -> str:
+                calls.append(1)
+                if len(calls) == 1:
+                    raise ServerError
+                return "ok"
+
+            assert manager.queue_task(flaky) == "ok"  # 5xx: unhealthy, retried
+            assert manager.metrics().total_tasks_retried == 1
+        assert sys.modules["tasker_example_plugins"].outcomes["completed"] >= 1
+
+    def test_the_cli_lists_plugins_distributions_versions_and_names(
+        self, example_plugin: Path
+    ) -> None:
+        run = subprocess.run(
+            [sys.executable, "-m", "tasker", "plugins"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+            env={"PYTHONPATH": str(example_plugin), "PATH": ""},
+        )
+        assert "tasker  [tasker-core" in run.stdout
+        assert "example  [tasker-example-plugins 1.2.3]" in run.stdout
+        assert "policies: queue-threshold" in run.stdout
+        assert "health checks: status-5xx" in run.stdout
+
+    def test_autoload_can_be_disabled(
+        self, example_plugin: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("TASKER_DISABLE_PLUGIN_AUTOLOAD", "1")
+        with pytest.raises(ValueError, match="unknown policy 'queue-threshold'; known policies"):
+            TaskManager.builder().with_policy("queue-threshold")
+
+    def test_a_plugin_can_be_blocked(
+        self, example_plugin: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("TASKER_BLOCK_PLUGINS", "other,example")
+        with pytest.raises(ValueError, match="unknown health check 'status-5xx'"):
+            TaskManager.builder().with_health_check("status-5xx")
+
+    def test_a_plugin_that_fails_to_import_is_reported_and_skipped(
+        self, site: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        install(
+            site, "broken", "tasker_broken_plugin", "raise ImportError('no deps')\n", "bad-dist"
+        )
+        with (
+            caplog.at_level(logging.ERROR, logger="tasker.plugins"),
+            TaskManager.builder().with_policy("fixed").build() as manager,
+        ):
+            assert manager.queue_task(lambda r: 1) == 1
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("'broken'" in m and "'bad-dist'" in m and "no deps" in m for m in messages)
+
+    def test_strict_mode_raises_on_a_plugin_that_fails_to_import(
+        self, site: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        install(site, "broken", "tasker_broken_plugin2", "raise ImportError('no deps')\n", "bad")
+        monkeypatch.setenv("TASKER_STRICT_PLUGINS", "1")
+        with pytest.raises(PluginError, match=r"'broken'.*'bad'"):
+            TaskManager.builder().with_policy("fixed")
+
+    def test_entry_points_load_once(self, site: Path) -> None:
+        install(site, "counted", "tasker_counted_plugin", "LOADS = []\nLOADS.append(1)\n", "c")
+        for _ in range(3):
+            TaskManager.builder().with_policy("fixed")
+        assert sys.modules["tasker_counted_plugin"].LOADS == [1]
+
+
+class Named:
+    """A plugin object registering one policy under a given name."""
+
+    def __init__(self, name: str) -> None:
+        self.policy_name = name
+
+    @tasker.hookimpl
+    def tasker_register_policies(self, registry: Registry[Any]) -> None:
+        registry.register(self.policy_name, lambda: SwitchPolicy(1))
+
+
+class TestRegistries:
+    def test_explicit_plugin_objects(self) -> None:
+        with TaskManager.builder().with_plugins(Named("mine")).with_policy("mine").build() as m:
+            assert isinstance(m._core.config.policy, SwitchPolicy)
+
+    def test_two_plugins_registering_one_name_is_an_error_naming_both(self) -> None:
+        first, second = Named("same"), Named("same")
+        with pytest.raises(PluginError, match=r"'same' is registered by both plugin .* and plugin"):
+            TaskManager.builder().with_plugins(first, second).with_policy("fixed")
+
+    def test_a_plugin_clashing_with_a_builtin_is_an_error(self) -> None:
+        with pytest.raises(PluginError, match="'rate' is registered by both plugin 'tasker'"):
+            Plugins([Named("rate")])
+
+    def test_builtins_are_registered_like_any_plugin(self) -> None:
+        plugins = Plugins()
+        assert plugins.registry("policies").names() == ["fixed", "rate"]
+        assert plugins.registry("executors").names() == ["asyncio", "thread"]
+        assert plugins.registry("policies").owner("rate") == "tasker"
+
+    def test_names_for_every_kind_with_options(self) -> None:
+        with (
+            TaskManager.builder()
+            .with_health_check("unhealthy-on", types=(ConnectionError,))
+            .with_logger("null")
+            .with_metrics("in-memory")
+            .with_executor("thread")
+            .build() as manager
+        ):
+            assert isinstance(manager._core.config.health_check, UnhealthyOn)
+
+    @pytest.mark.parametrize(
+        ("method", "message"),
+        [
+            ("with_health_check", "unknown health check 'nope'; known health checks: "),
+            ("with_logger", "unknown logger 'nope'; known loggers: 'null', 'stdlib'"),
+            (
+                "with_metrics",
+                "unknown metrics collector 'nope'; known metrics collectors: 'in-memory'",
+            ),
+        ],
+    )
+    def test_unknown_names_list_the_known_ones(self, method: str, message: str) -> None:
+        with pytest.raises(ValueError, match=message):
+            getattr(TaskManager.builder(), method)("nope")
+
+    def test_a_plugin_failing_in_a_discovery_hook_is_skipped(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        class Broken:
+            @tasker.hookimpl
+            def tasker_register_policies(self, registry: Registry[Any]) -> None:
+                raise RuntimeError("plugin bug")
+
+        with caplog.at_level(logging.ERROR, logger="tasker.plugins"):
+            plugins = Plugins([Broken()])
+        assert "rate" in plugins.registry("policies")
+        assert "plugin bug" in caplog.text
+
+
+class Recorder:
+    """An observer implementing every observer hook."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+
+    def _add(self, hook: str, **fields: Any) -> None:
+        with self.lock:
+            self.events.append((hook, fields))
+
+    def names(self) -> list[str]:
+        with self.lock:
+            return [hook for hook, _ in self.events]
+
+    @tasker.hookimpl
+    def tasker_task_queued(self, manager: str, task: Any) -> None:
+        self._add("task_queued", manager=manager, task_id=task.task_id)
+
+    @tasker.hookimpl
+    def tasker_task_started(self, task: Any, worker_id: int | None) -> None:
+        self._add("task_started", attempt=task.attempt, worker_id=worker_id)
+
+    @tasker.hookimpl
+    def tasker_task_finished(self, task: Any, outcome: str, error: BaseException | None) -> None:
+        self._add("task_finished", outcome=outcome, error=error)
+
+    @tasker.hookimpl
+    def tasker_task_retried(self, task: Any, error: BaseException) -> None:
+        self._add("task_retried", attempt=task.attempt)
+
+    @tasker.hookimpl
+    def tasker_worker_started(self, worker_id: int, burst: bool) -> None:
+        self._add("worker_started", burst=burst)
+
+    @tasker.hookimpl
+    def tasker_worker_stopped(self, worker_id: int) -> None:
+        self._add("worker_stopped")
+
+    @tasker.hookimpl
+    def tasker_worker_replaced(self, worker_id: int, replaced_worker_id: int) -> None:
+        self._add("worker_replaced", old=replaced_worker_id, new=worker_id)
+
+    @tasker.hookimpl
+    def tasker_scaled_up(self, workers: int, target: int) -> None:
+        self._add("scaled_up", workers=workers, target=target)
+
+    @tasker.hookimpl
+    def tasker_scaled_down(self, workers: int, target: int) -> None:
+        self._add("scaled_down", workers=workers, target=target)
+
+    @tasker.hookimpl
+    def tasker_manager_started(self, manager: str) -> None:
+        self._add("manager_started", manager=manager)
+
+    @tasker.hookimpl
+    def tasker_manager_stopped(self, killed: bool) -> None:
+        self._add("manager_stopped", killed=killed)
+
+
+def echo(value: int, _resource: object) -> int:
+    return value
+
+
+class Exploding:
+    """An observer that raises from every hook it implements."""
+
+    @tasker.hookimpl
+    def tasker_task_finished(self) -> None:
+        raise RuntimeError("observer bug")
+
+    @tasker.hookimpl
+    def tasker_task_started(self) -> None:
+        raise RuntimeError("observer bug")
+
+
+class TestObservers:
+    def test_observers_see_the_whole_lifecycle(self) -> None:
+        recorder = Recorder()
+        policy = SwitchPolicy(target=2)
+        manager = (
+            TaskManager.builder()
+            .with_name("observed")
+            .with_plugins(recorder)
+            .with_workers(1, max_workers=2)
+            .with_policy(policy)
+            .with_health_check(UnhealthyOn(ConnectionError))
+            .build()
+        )
+        calls: list[int] = []
+
+        def flaky(_: None) -> str:
+            calls.append(1)
+            if len(calls) == 1:
+                raise ConnectionError("reset")
+            return "ok"
+
+        with manager:
+            assert manager.queue_task(flaky) == "ok"
+            with pytest.raises(ValueError, match="bad"):
+                manager.queue_task(lambda r: (_ for _ in ()).throw(ValueError("bad")))
+            for _ in range(500):  # the burst worker the policy asked for is up
+                names = recorder.names()
+                if "scaled_up" in names and "worker_started" in names[names.index("scaled_up") :]:
+                    break
+                threading.Event().wait(0.01)
+            policy.target = 1
+            for _ in range(500):
+                if "scaled_down" in recorder.names():
+                    break
+                threading.Event().wait(0.01)
+        names = recorder.names()
+        for hook in OBSERVER_HOOKS:
+            assert hook.removeprefix("tasker_") in names, f"{hook} never called"
+        assert names[0] == "worker_started"
+        assert names[-1] == "manager_stopped"
+        finished = [f for h, f in recorder.events if h == "task_finished"]
+        assert [f["outcome"] for f in finished] == ["completed", "failed"]
+        assert recorder.events[names.index("task_queued")][1]["manager"] == "observed"
+
+    def test_a_raising_observer_is_logged_and_breaks_nothing(self) -> None:
+        recorder, log = Recorder(), EventLog()
+        manager = TaskManager.builder().with_plugins(Exploding(), recorder).with_logger(log).build()
+        with manager:
+            assert [manager.queue_task(functools.partial(echo, i)) for i in range(3)] == [0, 1, 2]
+        failures = log.named(Event.PLUGIN_FAILED)
+        assert failures
+        assert all("Exploding" in str(f["plugin"]) for f in failures)
+        assert recorder.names().count("task_finished") == 3  # the other plugin still ran
+
+    def test_no_observer_means_no_observer_work(self) -> None:
+        with TaskManager.builder().build() as manager:
+            observers = manager._core.observers
+            assert not any(
+                getattr(observers, hook.removeprefix("tasker_")) for hook in OBSERVER_HOOKS
+            )
