@@ -21,7 +21,7 @@ from tasker import (
 from tests.helpers import Resource, Resources, wait_until
 
 
-def missing_key() -> None:
+def missing_key(*_: object) -> None:
     raise KeyError("missing")
 
 

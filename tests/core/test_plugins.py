@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import inspect
 import logging
@@ -18,8 +20,9 @@ import pytest
 import tasker
 from tasker import Event, TaskManager, UnhealthyOn, hookspecs
 from tasker.plugins import OBSERVER_HOOKS, PluginError, Plugins, Registry, reset_plugins
-from tests.core.test_health import EventLog
+from tests.core.test_health import EventLog, missing_key
 from tests.core.test_scaling import SwitchPolicy
+from tests.drivers import Driver, each_executor
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "plugins" / "tasker_example_plugins"
@@ -261,6 +264,11 @@ class Recorder:
         self._add("task_started", attempt=task.attempt, worker_id=worker_id)
 
     @tasker.hookimpl
+    def tasker_task_attempt_context(self, task: Any) -> Any:
+        self._add("task_attempt_context", attempt=task.attempt)
+        return contextlib.nullcontext()
+
+    @tasker.hookimpl
     def tasker_task_finished(self, task: Any, outcome: str, error: BaseException | None) -> None:
         self._add("task_finished", outcome=outcome, error=error)
 
@@ -373,3 +381,60 @@ class TestObservers:
             assert not any(
                 getattr(observers, hook.removeprefix("tasker_")) for hook in OBSERVER_HOOKS
             )
+
+
+span: contextvars.ContextVar[str] = contextvars.ContextVar("span", default="none")
+
+
+class Tracer:
+    """Wraps every attempt in a "span": a contextvar the task's code can see."""
+
+    def __init__(self) -> None:
+        self.closed: list[tuple[str, str | None]] = []
+
+    @tasker.hookimpl
+    def tasker_task_attempt_context(self, task: Any) -> Any:
+        tracer = self
+
+        @contextlib.contextmanager
+        def scope() -> Iterator[None]:
+            token = span.set(f"task-{task.task_id}#{task.attempt}")
+            try:
+                yield
+            except BaseException as error:
+                tracer.closed.append((span.get(), type(error).__name__))
+                raise
+            else:
+                tracer.closed.append((span.get(), None))
+            finally:
+                span.reset(token)
+
+        return scope()
+
+
+class BrokenScope:
+    @tasker.hookimpl
+    def tasker_task_attempt_context(self) -> Any:
+        class Bad:
+            def __enter__(self) -> None:
+                raise RuntimeError("enter bug")
+
+            def __exit__(self, *exc: object) -> None:
+                return None
+
+        return Bad()
+
+
+@each_executor
+async def test_attempt_contexts_wrap_the_task_in_its_own_context(driver: Driver) -> None:
+    tracer = Tracer()
+    managed = await driver.build(
+        TaskManager.builder().with_plugins(tracer, BrokenScope()).with_logger("null")
+    )
+    assert await managed.queue_task(driver.task(lambda r: span.get())) == "task-1#1"
+    with pytest.raises(KeyError):
+        await managed.queue_task(driver.task(missing_key))
+    assert await managed.run_task(driver.task(lambda r: span.get())) == "task-3#1"
+    assert await managed.stop(10)
+    assert span.get() == "none"  # nothing leaked into the submitter's context
+    assert tracer.closed == [("task-1#1", None), ("task-2#1", "KeyError"), ("task-3#1", None)]

@@ -128,6 +128,20 @@ class _InContext:
                 return done.value
 
 
+async def _run_scoped(task: TaskRecord[Any], resource: Any, worker_id: int | None) -> Any:
+    """`_run_in` inside the plugins' attempt context managers, entered in the task's context."""
+    scope = task.core.observers.attempt_scope(task, worker_id)
+    context = task.context
+    context.run(scope.enter)
+    try:
+        result = await _run_in(task, resource)
+    except BaseException as error:
+        context.run(scope.exit, error)
+        raise
+    context.run(scope.exit, None)
+    return result
+
+
 async def _run_in(task: TaskRecord[Any], resource: Any) -> Any:
     """Run the task's function on `resource` in its context; await it if it is a coroutine.
 
@@ -373,12 +387,18 @@ class AsyncRuntime:
         """Run one attempt of `task`; return `True` if the worker must be replaced."""
         start = core.attempt_started(task, worker)
         deadline = None
+        resource = worker.resource
         try:
+            attempt = (
+                _run_scoped(task, resource, worker.worker_id)
+                if core.observers.task_attempt_context
+                else _run_in(task, resource)
+            )
             if task.timeout is None:
-                result = await _run_in(task, worker.resource)
+                result = await attempt
             else:
                 async with asyncio.timeout(task.timeout) as deadline:
-                    result = await _run_in(task, worker.resource)
+                    result = await attempt
         except asyncio.CancelledError:
             if not self._absorb(worker):
                 raise
@@ -432,7 +452,11 @@ class AsyncRuntime:
                 continue
             try:
                 if isinstance(step, Call):
-                    outcome = await _run_in(task, step.resource)
+                    outcome = await (
+                        _run_scoped(task, step.resource, None)
+                        if core.observers.task_attempt_context
+                        else _run_in(task, step.resource)
+                    )
                 else:
                     outcome = await _call_hook(core.config.on_create)
             except BaseException as error:  # handed to the steps, which decide

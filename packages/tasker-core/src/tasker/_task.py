@@ -19,6 +19,7 @@ from tasker.errors import CancelledError
 
 if TYPE_CHECKING:
     from tasker._core import Core
+    from tasker.plugins import AttemptScope
 
 __all__ = ["RunningTask", "TaskFuture", "TaskRecord", "current_task"]
 
@@ -207,6 +208,18 @@ def call_in_task(task: TaskRecord[Any], resource: Any) -> Any:
         return task.fn(resource)
     finally:
         _CURRENT.reset(token)
+
+
+def call_in_scope(task: TaskRecord[Any], resource: Any, scope: AttemptScope) -> Any:
+    """`call_in_task` inside the plugins' attempt context managers."""
+    scope.enter()
+    try:
+        result = call_in_task(task, resource)
+    except BaseException as error:
+        scope.exit(error)
+        raise
+    scope.exit(None)
+    return result
 
 
 class RunningTask:

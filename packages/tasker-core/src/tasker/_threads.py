@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from tasker._core import Core
 from tasker._queue import EXIT
 from tasker._run_task import Call, Destroy, run_task_steps
-from tasker._task import TaskFuture, TaskRecord, call_in_task
+from tasker._task import TaskFuture, TaskRecord, call_in_scope, call_in_task
 from tasker._worker import Worker
 from tasker.errors import ResourceCreationError
 from tasker.executors import Executor
@@ -245,7 +245,11 @@ class ThreadRuntime:
         if task.timeout is not None:
             self._watch(core, task, start + task.timeout)
         try:
-            result = task.context.run(call_in_task, task, worker.resource)
+            if core.observers.task_attempt_context:
+                scope = core.observers.attempt_scope(task, worker.worker_id)
+                result = task.context.run(call_in_scope, task, worker.resource, scope)
+            else:
+                result = task.context.run(call_in_task, task, worker.resource)
         except BaseException as error:
             return core.attempt_failed(worker, task, error, start)
         core.attempt_succeeded(worker, task, result, start)
@@ -322,7 +326,10 @@ class ThreadRuntime:
                 self._destroy(core, step.resource)
                 continue
             try:
-                if isinstance(step, Call):
+                if isinstance(step, Call) and core.observers.task_attempt_context:
+                    scope = core.observers.attempt_scope(task, None)
+                    outcome = task.context.run(call_in_scope, task, step.resource, scope)
+                elif isinstance(step, Call):
                     outcome = task.context.run(call_in_task, task, step.resource)
                 else:
                     outcome = core.config.on_create()

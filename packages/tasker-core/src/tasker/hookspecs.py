@@ -20,6 +20,7 @@ There are two families:
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -131,6 +132,27 @@ def tasker_task_started(manager: str, task: TaskInfo, worker_id: int | None) -> 
 
     Returns:
         Nothing; every implementation is called, failures are logged and skipped.
+    """
+
+
+@hookspec
+def tasker_task_attempt_context(
+    manager: str, task: TaskInfo, worker_id: int | None
+) -> AbstractContextManager[Any] | None:
+    """Wrap one attempt of a task: the context manager returned is entered inside the task.
+
+    It is entered and exited in the task's own context (the submitter's `contextvars`), on the
+    thread or event loop that runs the attempt, so it can make a tracing span current for the
+    task's code; the attempt's exception, if any, passes through its `__exit__` (which cannot
+    suppress it). Errors raised by `__enter__` or `__exit__` are logged and skipped.
+
+    Args:
+        manager: the manager's name.
+        task: the task; `task.attempt` is 1 on the first run.
+        worker_id: the worker running it, or `None` under `run_task`.
+
+    Returns:
+        A context manager, or `None` to stay out; every implementation is called.
     """
 
 

@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -31,6 +32,7 @@ from tasker.events import Event
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "AttemptScope",
     "LoadedPlugin",
     "Observers",
     "PluginError",
@@ -61,6 +63,7 @@ _LABELS = {  # kind: (builder parameter, singular, plural)
 OBSERVER_HOOKS = (
     "tasker_task_queued",
     "tasker_task_started",
+    "tasker_task_attempt_context",
     "tasker_task_finished",
     "tasker_task_retried",
     "tasker_worker_started",
@@ -293,6 +296,7 @@ class Observers:
         "manager_stopped",
         "scaled_down",
         "scaled_up",
+        "task_attempt_context",
         "task_finished",
         "task_queued",
         "task_retried",
@@ -304,6 +308,7 @@ class Observers:
     # one flag per observer hook: does any plugin implement it?
     task_queued: bool
     task_started: bool
+    task_attempt_context: bool
     task_finished: bool
     task_retried: bool
     worker_started: bool
@@ -331,6 +336,22 @@ class Observers:
         """A fan-out with no observer at all."""
         return cls(manager, {}, lambda *a, **k: None)
 
+    def attempt_scope(self, task: Any, worker_id: int | None) -> AttemptScope:
+        """The context managers plugins wrap around one attempt (see the hook)."""
+        managers = []
+        for plugin, call in self._impls.get("tasker_task_attempt_context", ()):
+            try:
+                manager = call(manager=self.manager, task=task, worker_id=worker_id)
+            except Exception as error:
+                self._failed(plugin, "tasker_task_attempt_context", error)
+                continue
+            if manager is not None:
+                managers.append((plugin, manager))
+        return AttemptScope(managers, self._failed)
+
+    def _failed(self, plugin: str, hook: str, error: BaseException) -> None:
+        self._log(logging.ERROR, Event.PLUGIN_FAILED, plugin=plugin, hook=hook, error=error)
+
     def emit(self, hook: str, /, **fields: Any) -> None:
         """Call every implementation of `hook` with `manager` and `fields`."""
         for plugin, call in self._impls.get(hook, ()):
@@ -338,3 +359,41 @@ class Observers:
                 call(manager=self.manager, **fields)
             except Exception as error:
                 self._log(logging.ERROR, Event.PLUGIN_FAILED, plugin=plugin, hook=hook, error=error)
+
+
+class AttemptScope:
+    """Enters and exits plugins' attempt context managers, isolating their failures.
+
+    Runtimes call `enter()` and `exit(error)` inside the task's context.
+    """
+
+    __slots__ = ("_entered", "_failed", "_managers")
+
+    def __init__(
+        self,
+        managers: list[tuple[str, AbstractContextManager[Any]]],
+        failed: Callable[[str, str, BaseException], None],
+    ) -> None:
+        self._managers = managers
+        self._failed = failed
+        self._entered: list[tuple[str, AbstractContextManager[Any]]] = []
+
+    def enter(self) -> None:
+        """Enter every context manager; one that raises is logged and left out."""
+        for plugin, manager in self._managers:
+            try:
+                manager.__enter__()
+            except Exception as error:
+                self._failed(plugin, "tasker_task_attempt_context", error)
+                continue
+            self._entered.append((plugin, manager))
+
+    def exit(self, error: BaseException | None) -> None:
+        """Exit in reverse order, passing the attempt's exception through (never suppressed)."""
+        details = (type(error), error, error.__traceback__) if error is not None else (None,) * 3
+        for plugin, manager in reversed(self._entered):
+            try:
+                manager.__exit__(*details)
+            except Exception as failure:
+                self._failed(plugin, "tasker_task_attempt_context", failure)
+        self._entered.clear()
