@@ -26,7 +26,7 @@ worker task already waiting for work); each asyncio run gets a fresh event loop.
 The driver prints one comparison table to stdout, progress to stderr, and writes every figure
 (medians and raw runs) as JSON to `benchmarks/results/latest.json`.
 
-    python benchmarks/run.py                  # everything, about 2 minutes on 2 cores
+    python benchmarks/run.py                  # everything, about 2.5 minutes on 2 cores
     python benchmarks/run.py --quick          # one small pass (a few seconds), for smoke tests
     python benchmarks/run.py --only a.tpe a.tasker
 """

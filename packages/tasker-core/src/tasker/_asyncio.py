@@ -371,13 +371,8 @@ class AsyncRuntime:
                 if token is EXIT:
                     return False
                 task = take()
-                if task is None:
-                    continue  # its task was cancelled or drained
-                if task.attempt == 0 and not task.set_running_or_notify_cancel():
-                    continue  # cancelled while queued (and discarded then)
-                if core.killed:  # dequeued just as kill() drained the queues: do not start it
-                    task.abandon()
-                    continue
+                if task is None or not core.admit(task):
+                    continue  # cancelled or drained since it was queued
                 if await self._run(core, worker, task):
                     return True
         finally:

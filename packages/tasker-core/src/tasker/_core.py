@@ -224,6 +224,16 @@ class Core(Generic[R]):
         if self.extra is not None:
             self.extra.record_arrival(task)
 
+    def admit(self, task: TaskRecord[Any]) -> bool:
+        """A worker dequeued `task`: `True` if it may run it now."""
+        if task.attempt == 0 and not task.set_running_or_notify_cancel():
+            self.task_done()  # cancelled while queued, after a worker had dequeued it
+            return False
+        if self.killed:  # dequeued just as kill() drained the queues: do not start it
+            task.abandon()
+            return False
+        return True
+
     def attempt_started(self, task: TaskRecord[Any], worker: Worker | None) -> float:
         """Mark an attempt as begun; return its start time (for the wait and run durations)."""
         task.attempt += 1

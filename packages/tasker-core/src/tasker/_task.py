@@ -74,11 +74,75 @@ class TaskRecord(Protocol[T_co]):
 
 
 _ENDED = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
+
+# what both kinds of record carry, besides their future's own state
+_RECORD_SLOTS = (
+    "_core",
+    "attempt",
+    "cancel_requested",
+    "context",
+    "fn",
+    "once",
+    "priority",
+    "queued_at",
+    "resource",
+    "started_at",
+    "task_id",
+    "timeout",
+    "worker_id",
+)
+
+
+class _RecordFields:
+    """The typed fields behind `_RECORD_SLOTS` (each record class declares the slots)."""
+
+    __slots__ = ()
+    _core: Core[Any]
+    fn: Callable[[Any], Any]
+    task_id: int
+    priority: bool
+    once: bool
+    timeout: float | None
+    attempt: int
+    cancel_requested: bool
+    context: contextvars.Context
+    queued_at: float
+    started_at: float
+    resource: Any
+    worker_id: int | None
+
+
+def _init_record(
+    record: Any,  # a subclass of _RecordFields, which declares the slots
+    core: Core[Any],
+    fn: Callable[[Any], Any],
+    task_id: int,
+    *,
+    priority: bool,
+    once: bool,
+    timeout: float | None,
+) -> None:
+    """Fill the `_RECORD_SLOTS` of a new record: queued now, in the caller's context."""
+    record._core = core
+    record.fn = fn
+    record.task_id = task_id
+    record.priority = priority
+    record.once = once
+    record.timeout = timeout
+    record.attempt = 0
+    record.cancel_requested = False
+    record.context = contextvars.copy_context()
+    record.queued_at = time.perf_counter()
+    record.started_at = 0.0
+    record.resource = None
+    record.worker_id = None
+
+
 # Shared and immutable: the first add_done_callback replaces it with a list.
 _NO_CALLBACKS: Any = ()
 
 
-class TaskFuture(Future[T], Generic[T]):
+class TaskFuture(Future[T], _RecordFields, Generic[T]):
     """The future `TaskManager.submit` returns; it also records the task for the workers.
 
     Beyond the `concurrent.futures.Future` API it exposes `task_id`, `priority`, `once` and
@@ -88,24 +152,12 @@ class TaskFuture(Future[T], Generic[T]):
     # Future's own state lives in slots too: no per-instance __dict__ (see _condition.py).
     __slots__ = (
         "_condition",
-        "_core",
         "_done_callbacks",
         "_exception",
         "_result",
         "_state",
         "_waiters",
-        "attempt",
-        "cancel_requested",
-        "context",
-        "fn",
-        "once",
-        "priority",
-        "queued_at",
-        "resource",
-        "started_at",
-        "task_id",
-        "timeout",
-        "worker_id",
+        *_RECORD_SLOTS,
     )
 
     def __init__(
@@ -125,19 +177,7 @@ class TaskFuture(Future[T], Generic[T]):
         self._exception: BaseException | None = None
         self._waiters: list[Any] = []
         self._done_callbacks: list[Callable[[Future[T]], object]] = _NO_CALLBACKS
-        self._core = core
-        self.fn = fn
-        self.task_id = task_id
-        self.priority = priority
-        self.once = once
-        self.timeout = timeout
-        self.attempt = 0
-        self.cancel_requested = False
-        self.context = contextvars.copy_context()
-        self.queued_at = time.perf_counter()
-        self.started_at = 0.0
-        self.resource: Any = None
-        self.worker_id: int | None = None
+        _init_record(self, core, fn, task_id, priority=priority, once=once, timeout=timeout)
 
     @property
     def core(self) -> Core[Any]:
@@ -290,28 +330,14 @@ def current_task() -> RunningTask | None:
     return None if task is None else RunningTask(task)
 
 
-class AsyncTaskFuture(asyncio.Future[T]):
+class AsyncTaskFuture(asyncio.Future[T], _RecordFields):
     """The awaitable `AsyncTaskManager.submit` returns; it also records the task.
 
     Cancelling it (or the `await` of a caller) cancels that task only: a queued task leaves its
     queue, a running one gets `CancelledError` inside and its worker carries on.
     """
 
-    __slots__ = (
-        "_core",
-        "attempt",
-        "cancel_requested",
-        "context",
-        "fn",
-        "once",
-        "priority",
-        "queued_at",
-        "resource",
-        "started_at",
-        "task_id",
-        "timeout",
-        "worker_id",
-    )
+    __slots__ = _RECORD_SLOTS
 
     def __init__(
         self,
@@ -324,19 +350,7 @@ class AsyncTaskFuture(asyncio.Future[T]):
         timeout: float | None = None,
     ) -> None:
         super().__init__()
-        self._core = core
-        self.fn = fn
-        self.task_id = task_id
-        self.priority = priority
-        self.once = once
-        self.timeout = timeout
-        self.attempt = 0
-        self.cancel_requested = False
-        self.context = contextvars.copy_context()
-        self.queued_at = time.perf_counter()
-        self.started_at = 0.0
-        self.resource: Any = None
-        self.worker_id: int | None = None
+        _init_record(self, core, fn, task_id, priority=priority, once=once, timeout=timeout)
 
     @property
     def core(self) -> Core[Any]:
