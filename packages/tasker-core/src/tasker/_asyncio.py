@@ -142,11 +142,12 @@ async def _run_scoped(task: TaskRecord[Any], resource: Any, worker_id: int | Non
     return result
 
 
-async def _run_in(task: TaskRecord[Any], resource: Any) -> Any:
-    """Run the task's function on `resource` in its context; await it if it is a coroutine.
+def _start(task: TaskRecord[Any], resource: Any) -> tuple[bool, Any]:
+    """Run the task in its context up to its first suspension.
 
-    A coroutine that finishes without suspending (no real I/O) completes right here, with no
-    extra objects: that is the common case of cheap tasks.
+    Returns `(True, result)` when it finished (a coroutine that never suspended, or a plain
+    function), else `(False, awaitable)` to await for the rest. Cheap tasks thus complete with
+    no extra objects at all.
     """
     context = task.context
     if context.get(_CURRENT) is not task:
@@ -156,11 +157,17 @@ async def _run_in(task: TaskRecord[Any], resource: Any) -> Any:
         try:
             yielded = context.run(outcome.send, None)
         except StopIteration as done:
-            return done.value
-        return await _InContext(outcome, context, yielded)
+            return True, done.value
+        return False, _InContext(outcome, context, yielded)
     if inspect.isawaitable(outcome):
-        return await outcome
-    return outcome
+        return False, outcome
+    return True, outcome
+
+
+async def _run_in(task: TaskRecord[Any], resource: Any) -> Any:
+    """Run the task's function on `resource` in its context; await it if it is a coroutine."""
+    done, outcome = _start(task, resource)
+    return outcome if done else await outcome
 
 
 class AsyncRuntime:
@@ -182,11 +189,8 @@ class AsyncRuntime:
         """A lightweight token FIFO for this loop."""
         return _Channel()
 
-    def new_record(
-        self, core: Core[Any], fn: Callable[[Any], Any], task_id: int, **options: Any
-    ) -> AsyncTaskFuture[Any]:
-        """An `AsyncTaskFuture`."""
-        return AsyncTaskFuture(core, fn, task_id, **options)
+    record_type = AsyncTaskFuture
+    """Asyncio tasks are `asyncio.Future`s."""
 
     def spawn(
         self, core: Core[Any], worker: Worker, startup: asyncio.Future[Any] | None = None
@@ -384,16 +388,21 @@ class AsyncRuntime:
         deadline = None
         resource = worker.resource
         try:
-            attempt = (
-                _run_scoped(task, resource, worker.worker_id)
-                if core.observers.task_attempt_context
-                else _run_in(task, resource)
-            )
-            if task.timeout is None:
-                result = await attempt
+            if task.timeout is None and not core.observers.task_attempt_context:
+                done, result = _start(task, resource)  # the common case, kept lean
+                if not done:
+                    result = await result
             else:
-                async with asyncio.timeout(task.timeout) as deadline:
+                attempt = (
+                    _run_scoped(task, resource, worker.worker_id)
+                    if core.observers.task_attempt_context
+                    else _run_in(task, resource)
+                )
+                if task.timeout is None:
                     result = await attempt
+                else:
+                    async with asyncio.timeout(task.timeout) as deadline:
+                        result = await attempt
         except asyncio.CancelledError:
             if not self._absorb(worker):
                 raise

@@ -65,10 +65,9 @@ class Runtime(Protocol):
         """A fresh token channel for the task queues."""
         ...
 
-    def new_record(
-        self, core: Core[Any], fn: Callable[[Any], Any], task_id: int, **options: Any
-    ) -> TaskRecord[Any]:
-        """A task record (a future) of the runtime's kind."""
+    @property
+    def record_type(self) -> Callable[..., TaskRecord[Any]]:
+        """The task record (a future) of the runtime's kind: `(core, fn, task_id, **options)`."""
         ...
 
     def spawn(self, core: Core[Any], worker: Worker) -> None:
@@ -90,6 +89,7 @@ class Core(Generic[R]):
         self.runtime = runtime
         self.logger = config.logger
         self.queue = TaskQueue(runtime.new_channel())
+        self._record_type = runtime.record_type
         # the built-in collector is fed directly (one call per attempt); the user's collectors,
         # if any, through a fan-out that isolates their failures
         self.metrics_collector = InMemoryCollector()
@@ -158,10 +158,16 @@ class Core(Generic[R]):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
         if not self.accepting:
             raise self.refusal()
-        task = self.runtime.new_record(
+        if timeout is None:
+            timeout = self.config.timeout
+        elif isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        task = self._record_type(
             self, fn, next(self._task_ids), priority=priority, once=once, timeout=timeout
         )
-        self.record_arrival(task)
+        self.metrics_collector.record_arrival(task)
+        if self.extra is not None:
+            self.extra.record_arrival(task)
         with self._lock:
             if not self.accepting:
                 raise self.refusal()
@@ -411,7 +417,7 @@ class Core(Generic[R]):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
         if self.closing or self.killed:
             raise self.refusal()
-        task = self.runtime.new_record(self, fn, next(self._task_ids), priority=False, once=once)
+        task = self._record_type(self, fn, next(self._task_ids), priority=False, once=once)
         task.set_running_or_notify_cancel()
         self.record_arrival(task)
         return task

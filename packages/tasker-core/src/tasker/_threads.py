@@ -74,11 +74,8 @@ class ThreadRuntime:
         """A `queue.SimpleQueue`."""
         return SimpleQueue()
 
-    def new_record(
-        self, core: Core[Any], fn: Callable[[Any], Any], task_id: int, **options: Any
-    ) -> TaskFuture[Any]:
-        """A `TaskFuture`."""
-        return TaskFuture(core, fn, task_id, **options)
+    record_type = TaskFuture
+    """Thread tasks are `concurrent.futures.Future`s."""
 
     def spawn(self, core: Core[Any], worker: Worker, startup: _Startup | None = None) -> None:
         """Start a worker thread."""

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from tasker._asyncio import AsyncRuntime
 from tasker._core import Core
-from tasker.manager import _timeout
 from tasker.metrics import TaskMetrics
 from tasker.stats import KillReport, ManagerState, TaskStats
 
@@ -80,9 +79,7 @@ class AsyncTaskManager(Generic[R]):
             ManagerClosedError: the manager was stopped or killed.
             ManagerBrokenError: no worker could be kept alive.
         """
-        return self._core.submit(  # type: ignore[return-value]
-            fn, priority=priority, once=once, timeout=_timeout(self._core, timeout)
-        )
+        return self._core.submit(fn, priority=priority, once=once, timeout=timeout)  # type: ignore[return-value]
 
     async def queue_task(self, fn: Callable[[R], Awaitable[T]]) -> T:
         """Queue `fn(resource)` and return its result (or raise its exception)."""

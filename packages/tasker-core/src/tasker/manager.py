@@ -87,9 +87,7 @@ class TaskManager(Generic[R]):
             ManagerClosedError: the manager was stopped or killed.
             ManagerBrokenError: no worker could be kept alive (see `with_backoff`).
         """
-        return self._core.submit(  # type: ignore[return-value]
-            fn, priority=priority, once=once, timeout=_timeout(self._core, timeout)
-        )
+        return self._core.submit(fn, priority=priority, once=once, timeout=timeout)  # type: ignore[return-value]
 
     def queue_task(self, fn: Callable[[R], T]) -> T:
         """Queue `fn(resource)`, wait for it, and return its result or raise its exception.
@@ -191,14 +189,6 @@ class TaskManager(Generic[R]):
             f"<TaskManager {self.name!r} {s.state} workers={s.active_workers} "
             f"queued={s.queued_tasks + s.priority_tasks}>"
         )
-
-
-def _timeout(core: Core[Any], timeout: float | None) -> float | None:
-    if timeout is None:
-        return core.config.timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
 
 
 def _wait(future: Future[T]) -> T:

@@ -27,6 +27,8 @@ __all__ = [
     "TaskMetrics",
 ]
 
+_BATCH = 256  # durations buffered before they are folded into the sketches
+
 COMPLETED = 0
 """`record_attempt` outcome: the task succeeded."""
 FAILED = 1
@@ -134,6 +136,8 @@ class InMemoryCollector:
         "_exec_sum",
         "_failed",
         "_lock",
+        "_new_exec",
+        "_new_wait",
         "_resolution",
         "_retried",
         "_samples",
@@ -161,6 +165,10 @@ class InMemoryCollector:
         self._exec_min = math.inf
         self._exec_max = 0.0
         self._wait_sum = 0.0
+        # durations not yet in the sketches: folded in batches (cheaper per value), at most
+        # _BATCH of them, so memory stays bounded
+        self._new_exec: list[float] = []
+        self._new_wait: list[float] = []
         self._arrived = 0
         self._completed = 0
         self._failed = 0
@@ -186,22 +194,25 @@ class InMemoryCollector:
         instead of two: the manager's hot path uses it.
         """
         with self._lock:
-            self._wait.add(wait_time)
-            self._wait_sum += wait_time
+            waits = self._new_wait
+            waits.append(wait_time)
             if outcome == COMPLETED:
                 self._completed += 1
-                self._add_execution(execution_time)
+                self._new_exec.append(execution_time)
             elif outcome == FAILED:
                 self._failed += 1
-                self._add_execution(execution_time)
+                self._new_exec.append(execution_time)
             else:
                 self._retried += 1
+            if len(waits) >= _BATCH:
+                self._fold()
 
     def record_start(self, task: TaskInfo, wait_time: float) -> None:
         """Record how long an attempt waited in the queue."""
         with self._lock:
-            self._wait.add(wait_time)
-            self._wait_sum += wait_time
+            self._new_wait.append(wait_time)
+            if len(self._new_wait) >= _BATCH:
+                self._fold()
 
     def record_completion(self, task: TaskInfo, execution_time: float) -> None:
         """Count one success and record its execution time."""
@@ -221,12 +232,26 @@ class InMemoryCollector:
             self._retried += 1
 
     def _add_execution(self, execution_time: float) -> None:
-        self._exec.add(execution_time)
-        self._exec_sum += execution_time
-        if execution_time < self._exec_min:
-            self._exec_min = execution_time
-        if execution_time > self._exec_max:
-            self._exec_max = execution_time
+        self._new_exec.append(execution_time)
+        if len(self._new_exec) >= _BATCH:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Move the buffered durations into the sketches and the exact sums (lock held)."""
+        executions, waits = self._new_exec, self._new_wait
+        if executions:
+            self._exec.add_many(executions)
+            self._exec_sum += sum(executions)
+            low, high = min(executions), max(executions)
+            if low < self._exec_min:
+                self._exec_min = low
+            if high > self._exec_max:
+                self._exec_max = high
+            executions.clear()
+        if waits:
+            self._wait.add_many(waits)
+            self._wait_sum += sum(waits)
+            waits.clear()
 
     def rates(self) -> tuple[float, float]:
         """Return `(arrival_rate, completion_rate)` over the recent window, in tasks/second."""
@@ -253,6 +278,7 @@ class InMemoryCollector:
     def metrics(self) -> TaskMetrics:
         """Return a consistent snapshot of everything recorded so far."""
         with self._lock:
+            self._fold()
             arrival_rate, completion_rate = self._rates_locked()
             measured = self._exec.count
             waited = self._wait.count

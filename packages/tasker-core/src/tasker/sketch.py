@@ -75,6 +75,23 @@ class QuantileSketch:
         self._counts[i] += 1
         self.count += 1
 
+    def add_many(self, values: list[float]) -> None:
+        """Record several values; cheaper per value than `add` (one call, local lookups)."""
+        counts, floor, top, offset, mult = (
+            self._counts,
+            self._min_value,
+            self._top,
+            self._offset,
+            self._mult,
+        )
+        for value in values:
+            if value > floor:
+                i = _ceil(_log(value) * mult) + offset
+                counts[i if i < top else top] += 1
+            else:
+                counts[0] += 1
+        self.count += len(values)
+
     def merge(self, other: QuantileSketch) -> None:
         """Add every value recorded by `other` (which must have the same parameters)."""
         if (other._gamma, other._offset, other._top) != (self._gamma, self._offset, self._top):
