@@ -8,7 +8,15 @@ from concurrent.futures import Future
 
 import pytest
 
-from tasker import Event, FixedPolicy, RatePolicy, ScalingSnapshot, TaskManager
+from tasker import (
+    Event,
+    FixedPolicy,
+    LatencyPolicy,
+    QueueDepthPolicy,
+    RatePolicy,
+    ScalingSnapshot,
+    TaskManager,
+)
 from tests.core.test_health import EventLog
 from tests.helpers import Resource, Resources, settle, wait_until
 
@@ -69,6 +77,58 @@ class TestRatePolicy:
     def test_fixed_policy_never_bursts(self) -> None:
         s = snapshot(queued_tasks=100, arrival_rate=1000)
         assert FixedPolicy().target_workers(s) == 2
+
+
+class TestQueueDepthPolicy:
+    def test_adds_step_workers_above_the_threshold(self) -> None:
+        policy = QueueDepthPolicy(threshold=10, step=3)
+        assert policy.target_workers(snapshot(queued_tasks=11)) == 5
+        assert policy.target_workers(snapshot(queued_tasks=10)) == 2
+
+    def test_shrinks_to_the_busy_workers_when_empty_after_the_cooldown(self) -> None:
+        policy = QueueDepthPolicy(threshold=0, cooldown=1.0)
+        policy.target_workers(snapshot(queued_tasks=1, now=10.0))
+        assert policy.target_workers(snapshot(workers=4, busy_workers=3, now=10.5)) == 4
+        assert policy.target_workers(snapshot(workers=4, busy_workers=3, now=11.5)) == 3
+
+    def test_rejects_bad_options(self) -> None:
+        with pytest.raises(ValueError, match="step must be an integer >= 1"):
+            QueueDepthPolicy(step=0)
+
+
+class TestLatencyPolicy:
+    def test_sizes_the_pool_by_littles_law(self) -> None:
+        # 200 tasks/s x 50 ms = 10 busy workers, 20 % headroom
+        s = snapshot(arrival_rate=200, average_execution_time=0.05, workers=2, max_workers=32)
+        assert LatencyPolicy(target=1.0).target_workers(s) == 12
+
+    def test_drains_a_backlog_within_the_target(self) -> None:
+        # 100 queued x 20 ms within 100 ms needs 20 workers
+        s = snapshot(queued_tasks=100, average_execution_time=0.02, workers=4)
+        assert LatencyPolicy(target=0.1).target_workers(s) == 20
+
+    def test_adds_a_worker_while_the_p95_wait_is_over_target(self) -> None:
+        s = snapshot(queued_tasks=1, average_execution_time=0.001, workers=5, p95_wait_time=0.5)
+        assert LatencyPolicy(target=0.1).target_workers(s) == 6
+
+    def test_grows_one_at_a_time_before_anything_was_measured(self) -> None:
+        assert LatencyPolicy().target_workers(snapshot(queued_tasks=3)) == 3
+
+    def test_shrinks_when_the_demand_falls_after_the_cooldown(self) -> None:
+        policy = LatencyPolicy(cooldown=0.5)
+        s = snapshot(workers=8, busy_workers=1, arrival_rate=10, average_execution_time=0.01)
+        assert policy.target_workers(s) == 2
+
+    def test_registered_names_work_in_the_builder(self) -> None:
+        with (
+            TaskManager.builder()
+            .with_workers(1, max_workers=4)
+            .with_policy("latency", target=0.05)
+            .build() as manager
+        ):
+            assert manager.queue_task(lambda r: 1) == 1
+        with TaskManager.builder().with_policy("queue-depth", threshold=5).build() as manager:
+            assert manager.queue_task(lambda r: 2) == 2
 
 
 class SwitchPolicy:

@@ -26,7 +26,14 @@ from tasker.hookspecs import hookimpl
 from tasker.log import Logger, NullLogger, StdlibLogger
 from tasker.manager import TaskManager
 from tasker.metrics import InMemoryCollector, MetricsCollector, TaskInfo, TaskMetrics
-from tasker.scaling import FixedPolicy, RatePolicy, ScalingPolicy, ScalingSnapshot
+from tasker.scaling import (
+    FixedPolicy,
+    LatencyPolicy,
+    QueueDepthPolicy,
+    RatePolicy,
+    ScalingPolicy,
+    ScalingSnapshot,
+)
 from tasker.sketch import QuantileSketch
 from tasker.stats import KillReport, ManagerState, TaskStats
 
@@ -45,6 +52,7 @@ __all__ = [
     "HealthChecker",
     "InMemoryCollector",
     "KillReport",
+    "LatencyPolicy",
     "Logger",
     "ManagerBrokenError",
     "ManagerClosedError",
@@ -52,6 +60,7 @@ __all__ = [
     "MetricsCollector",
     "NullLogger",
     "QuantileSketch",
+    "QueueDepthPolicy",
     "RatePolicy",
     "ResourceCreationError",
     "RetriesExhaustedError",

@@ -10,7 +10,7 @@ from tasker.hookspecs import hookimpl
 from tasker.log import NullLogger, StdlibLogger
 from tasker.metrics import InMemoryCollector
 from tasker.plugins import Registry
-from tasker.scaling import FixedPolicy, RatePolicy
+from tasker.scaling import FixedPolicy, LatencyPolicy, QueueDepthPolicy, RatePolicy
 
 
 @hookimpl
@@ -22,8 +22,10 @@ def tasker_register_executors(registry: Registry[Any]) -> None:
 
 @hookimpl
 def tasker_register_policies(registry: Registry[Any]) -> None:
-    """`"rate"` (the default) and `"fixed"`."""
+    """`"rate"` (the default), `"queue-depth"`, `"latency"` and `"fixed"`."""
     registry.register("rate", RatePolicy)
+    registry.register("queue-depth", QueueDepthPolicy)
+    registry.register("latency", LatencyPolicy)
     registry.register("fixed", FixedPolicy)
 
 

@@ -606,6 +606,7 @@ class Core(Generic[R]):
             arrival_rate=metrics.task_arrival_rate,
             completion_rate=metrics.task_completion_rate,
             average_execution_time=metrics.average_execution_time,
+            p95_wait_time=metrics.p95_wait_time,
         )
         try:
             target = int(cfg.policy.target_workers(snapshot))

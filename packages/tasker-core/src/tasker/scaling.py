@@ -12,7 +12,14 @@ import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["FixedPolicy", "RatePolicy", "ScalingPolicy", "ScalingSnapshot"]
+__all__ = [
+    "FixedPolicy",
+    "LatencyPolicy",
+    "QueueDepthPolicy",
+    "RatePolicy",
+    "ScalingPolicy",
+    "ScalingSnapshot",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +36,7 @@ class ScalingSnapshot:
         arrival_rate: recent submissions per second.
         completion_rate: recent finished tasks per second.
         average_execution_time: mean seconds per task so far (0 before the first).
+        p95_wait_time: 95th percentile of the time tasks waited in a queue, so far.
     """
 
     now: float
@@ -40,6 +48,7 @@ class ScalingSnapshot:
     arrival_rate: float
     completion_rate: float
     average_execution_time: float
+    p95_wait_time: float = 0.0
 
 
 @runtime_checkable
@@ -143,6 +152,118 @@ class RatePolicy:
             f"RatePolicy(interval={self._interval}, tolerance={self._tolerance}, "
             f"headroom={self._headroom}, cooldown={self._cooldown})"
         )
+
+
+class QueueDepthPolicy:
+    """The Go library's older rule: burst by `step` workers when more than `threshold` wait.
+
+    Shrinks back to the busy workers once the queues are empty, not sooner than `cooldown`
+    seconds after growing.
+
+    Args:
+        threshold: queued tasks (both queues) above which the pool grows.
+        step: workers added per decision while above the threshold.
+        interval: seconds between decisions.
+        cooldown: seconds after a growth during which the policy does not shrink.
+    """
+
+    __slots__ = ("_cooldown", "_grown_at", "_interval", "_step", "_threshold")
+
+    def __init__(
+        self, *, threshold: int = 10, step: int = 1, interval: float = 0.1, cooldown: float = 0.5
+    ) -> None:
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
+            raise ValueError(f"threshold must be an integer >= 0, got {threshold!r}")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            raise ValueError(f"step must be an integer >= 1, got {step!r}")
+        if cooldown < 0:
+            raise ValueError(f"cooldown must be >= 0 seconds, got {cooldown!r}")
+        self._threshold = threshold
+        self._step = step
+        self._interval = _positive("interval", interval)
+        self._cooldown = cooldown
+        self._grown_at = -math.inf
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two decisions."""
+        return self._interval
+
+    def target_workers(self, snapshot: ScalingSnapshot) -> int:
+        """Grow by `step` above the threshold; fall back to the busy workers when idle."""
+        s = snapshot
+        if s.queued_tasks > self._threshold:
+            self._grown_at = s.now
+            return s.workers + self._step
+        if s.queued_tasks == 0 and s.now - self._grown_at >= self._cooldown:
+            return max(s.busy_workers, s.base_workers)
+        return s.workers
+
+    def __repr__(self) -> str:
+        return f"QueueDepthPolicy(threshold={self._threshold}, step={self._step})"
+
+
+class LatencyPolicy:
+    """Keep the p95 queue wait under `target` seconds, sizing the pool by Little's law.
+
+    Workers needed = the larger of the steady demand, `arrival rate × mean execution time ×
+    headroom`, and what drains the current backlog within the target, `queued × mean execution
+    time / target`. When the measured p95 wait exceeds the target anyway, one more worker is
+    added. Shrinking waits for `cooldown` seconds after a growth and never retires busy workers.
+
+    Args:
+        target: the queue wait, in seconds, the p95 should stay under.
+        headroom: spare capacity over the measured demand (1.2 = 20 %).
+        interval: seconds between decisions.
+        cooldown: seconds after a growth during which the policy does not shrink.
+    """
+
+    __slots__ = ("_cooldown", "_grown_at", "_headroom", "_interval", "_target")
+
+    def __init__(
+        self,
+        *,
+        target: float = 0.1,
+        headroom: float = 1.2,
+        interval: float = 0.1,
+        cooldown: float = 0.5,
+    ) -> None:
+        self._target = _positive("target", target)
+        if headroom < 1:
+            raise ValueError(f"headroom must be >= 1, got {headroom!r}")
+        if cooldown < 0:
+            raise ValueError(f"cooldown must be >= 0 seconds, got {cooldown!r}")
+        self._headroom = headroom
+        self._interval = _positive("interval", interval)
+        self._cooldown = cooldown
+        self._grown_at = -math.inf
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two decisions."""
+        return self._interval
+
+    def target_workers(self, snapshot: ScalingSnapshot) -> int:
+        """Return the workers that keep the p95 queue wait under the target."""
+        s = snapshot
+        service = s.average_execution_time
+        if service <= 0:  # nothing measured yet: grow one at a time while work waits
+            wanted = s.workers + 1 if s.queued_tasks else s.workers
+        else:
+            steady = math.ceil(s.arrival_rate * service * self._headroom)
+            backlog = math.ceil(s.queued_tasks * service / self._target)
+            wanted = max(steady, backlog, s.busy_workers, s.base_workers)
+            if s.p95_wait_time > self._target and s.queued_tasks:
+                wanted = max(wanted, s.workers + 1)
+        if wanted > s.workers:
+            self._grown_at = s.now
+            return wanted
+        if s.now - self._grown_at < self._cooldown:
+            return s.workers
+        return wanted
+
+    def __repr__(self) -> str:
+        return f"LatencyPolicy(target={self._target}, headroom={self._headroom})"
 
 
 def _positive(name: str, value: float) -> float:
