@@ -18,6 +18,11 @@ e. Asyncio throughput: 100k trivial coroutines (x + 1) on 4 workers, submit ever
 f. Asyncio sleeps: 20k x `await asyncio.sleep(0.001)` on 64 workers (Queue pool, gather with
    `Semaphore(64)`, tasker); wall time against the ideal N x 1 ms / 64, and against the same
    ideal using the asyncio sleep actually measured on this machine.
+g. Plugin overhead: scenario a's tasker run, with no plugin passed (the baseline), with one no-op
+   plugin implementing every observer hook, and with one implementing `tasker_task_finished`
+   only; each row's cost per task over the baseline, in microseconds, next to the spread of the
+   timed runs. Installed entry-point plugins load as usual; one more row runs the baseline with
+   `TASKER_DISABLE_PLUGIN_AUTOLOAD=1`.
 
 Every variant runs in a fresh interpreter (`--one KEY`), so one variant's heap, threads and
 garbage never disturb another's: one warm-up run, then five timed runs, medians. Pools are
@@ -26,7 +31,7 @@ worker task already waiting for work); each asyncio run gets a fresh event loop.
 The driver prints one comparison table to stdout, progress to stderr, and writes every figure
 (medians and raw runs) as JSON to `benchmarks/results/latest.json`.
 
-    python benchmarks/run.py                  # everything, about 2.5 minutes on 2 cores
+    python benchmarks/run.py                  # everything, about 3 minutes on 2 cores
     python benchmarks/run.py --quick          # one small pass (a few seconds), for smoke tests
     python benchmarks/run.py --only a.tpe a.tasker
 """
@@ -49,15 +54,16 @@ import threading
 import time
 import tracemalloc
 from array import array
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-from tasker import AsyncTaskManager, QuantileSketch, TaskManager
+from tasker import AsyncTaskManager, QuantileSketch, TaskInfo, TaskManager, hookimpl, hookspecs
 
 HERE = Path(__file__).resolve().parent
 
@@ -129,9 +135,15 @@ def _prestart(ex: ThreadPoolExecutor, workers: int) -> None:
         future.result()
 
 
-def _manager(workers: int) -> TaskManager[None]:
+def _manager(workers: int, plugins: Sequence[object] = ()) -> TaskManager[None]:
     """A tasker manager with a fixed number of workers (no bursting), resource `None`."""
-    return TaskManager.builder().with_workers(workers).with_policy("fixed").build()
+    return (
+        TaskManager.builder()
+        .with_plugins(*plugins)
+        .with_workers(workers)
+        .with_policy("fixed")
+        .build()
+    )
 
 
 def _order_stats(values: Sequence[float], qs: Sequence[float]) -> list[float]:
@@ -174,9 +186,9 @@ def trivial_tpe(sizes: Sizes) -> Sample:
     return _throughput(n, seconds, results)
 
 
-def trivial_tasker(sizes: Sizes) -> Sample:
+def trivial_tasker(sizes: Sizes, plugins: Sequence[object] = ()) -> Sample:
     n = sizes.trivial_tasks
-    manager = _manager(TRIVIAL_WORKERS)
+    manager = _manager(TRIVIAL_WORKERS, plugins)
     try:
         gc.collect()
         t0 = time.perf_counter()
@@ -545,6 +557,102 @@ def async_sleep_calibration(sizes: Sizes) -> Sample:
     }
 
 
+# ------------------------------------------------------------------ g. plugin overhead
+
+OBSERVER_HOOKS = tuple(
+    sorted(
+        name
+        for name in vars(hookspecs)
+        if name.startswith("tasker_") and not name.startswith("tasker_register_")
+    )
+)
+"""Every observer hook tasker specifies (the `tasker_register_*` hooks are discovery hooks)."""
+
+
+class NoOpObserver:
+    """A plugin implementing every observer hook, with every parameter, doing nothing."""
+
+    @hookimpl
+    def tasker_task_queued(self, manager: str, task: TaskInfo) -> None:
+        pass
+
+    @hookimpl
+    def tasker_task_started(self, manager: str, task: TaskInfo, worker_id: int | None) -> None:
+        pass
+
+    @hookimpl
+    def tasker_task_attempt_context(
+        self, manager: str, task: TaskInfo, worker_id: int | None
+    ) -> AbstractContextManager[Any] | None:
+        return None
+
+    @hookimpl
+    def tasker_task_finished(
+        self, manager: str, task: TaskInfo, outcome: str, error: BaseException | None
+    ) -> None:
+        pass
+
+    @hookimpl
+    def tasker_task_retried(self, manager: str, task: TaskInfo, error: BaseException) -> None:
+        pass
+
+    @hookimpl
+    def tasker_worker_started(self, manager: str, worker_id: int, burst: bool) -> None:
+        pass
+
+    @hookimpl
+    def tasker_worker_stopped(self, manager: str, worker_id: int) -> None:
+        pass
+
+    @hookimpl
+    def tasker_worker_replaced(self, manager: str, worker_id: int, replaced_worker_id: int) -> None:
+        pass
+
+    @hookimpl
+    def tasker_scaled_up(self, manager: str, workers: int, target: int) -> None:
+        pass
+
+    @hookimpl
+    def tasker_scaled_down(self, manager: str, workers: int, target: int) -> None:
+        pass
+
+    @hookimpl
+    def tasker_manager_started(self, manager: str) -> None:
+        pass
+
+    @hookimpl
+    def tasker_manager_stopped(self, manager: str, killed: bool) -> None:
+        pass
+
+
+class NoOpFinished:
+    """A plugin implementing `tasker_task_finished` only, doing nothing."""
+
+    @hookimpl
+    def tasker_task_finished(
+        self, manager: str, task: TaskInfo, outcome: str, error: BaseException | None
+    ) -> None:
+        pass
+
+
+def _plugged_tasker(
+    make: Callable[[], object], hooks: Collection[str]
+) -> Callable[[Sizes], Sample]:
+    """Scenario a's tasker run with one plugin, `make()`, which must implement exactly `hooks`.
+
+    A misspelt hook would be silently ignored (and cost nothing), hence the check.
+    """
+
+    def run(sizes: Sizes) -> Sample:
+        plugin = make()
+        implemented = {name for name in dir(plugin) if name.startswith("tasker_")}
+        if implemented != set(hooks):
+            raise AssertionError(f"the plugin implements {sorted(implemented)}, not {hooks}")
+        return trivial_tasker(sizes, (plugin,))
+
+    return run
+
+
 # ----------------------------------------------------------------------- the variants
 
 
@@ -557,6 +665,8 @@ class Variant:
     headline: str
     once: Callable[[Sizes], Sample] | None = None
     """Extra figures measured once, after the timed runs (e.g. retained memory)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Environment variables set for the variant's process."""
 
 
 VARIANTS: dict[str, Variant] = {
@@ -628,6 +738,23 @@ VARIANTS: dict[str, Variant] = {
         _async_sleeps(partial(_async_tasker, _async_nap_on, ASYNC_SLEEP_WORKERS)),
         "seconds",
     ),
+    "g.none": Variant("tasker, no plugin passed", trivial_tasker, "us_per_task"),
+    "g.observer": Variant(
+        f"tasker + no-op plugin, all {len(OBSERVER_HOOKS)} observer hooks",
+        _plugged_tasker(NoOpObserver, OBSERVER_HOOKS),
+        "us_per_task",
+    ),
+    "g.finished": Variant(
+        "tasker + no-op plugin, tasker_task_finished only",
+        _plugged_tasker(NoOpFinished, ("tasker_task_finished",)),
+        "us_per_task",
+    ),
+    "g.noautoload": Variant(
+        "tasker, no plugin passed, TASKER_DISABLE_PLUGIN_AUTOLOAD=1",
+        trivial_tasker,
+        "us_per_task",
+        env={"TASKER_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    ),
 }
 
 
@@ -656,9 +783,10 @@ def spawn(key: str, *, quick: bool, timeout: float) -> dict[str, Any]:
     command = [sys.executable, str(Path(__file__).resolve()), "--one", key]
     if quick:
         command.append("--quick")
+    env = {**os.environ, **VARIANTS[key].env}
     try:
         done = subprocess.run(
-            command, stdout=subprocess.PIPE, text=True, timeout=timeout, check=False
+            command, stdout=subprocess.PIPE, text=True, env=env, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
@@ -778,6 +906,8 @@ class Report:
             self.async_throughput()
         if self.ran("f."):
             self.async_sleeps()
+        if self.ran("g."):
+            self.plugin_overhead()
 
     def ran(self, prefix: str) -> bool:
         return any(key.startswith(prefix) for key in self.results)
@@ -999,6 +1129,33 @@ class Report:
             target=TARGET_ASYNC_SLEEP_WALL,
         )
 
+    def plugin_overhead(self) -> None:
+        n = self.sizes.trivial_tasks
+        section = Section(
+            f"g. plugin overhead: {_count(n)} trivial tasks (x + 1), {TRIVIAL_WORKERS} workers, "
+            "submit all then collect all; cost per task over no plugin"
+        )
+        self.sections.append(section)
+        base = self.median("g.none")
+        for key in ("g.none", "g.observer", "g.finished", "g.noautoload"):
+            med = self.median(key)
+            if med is None:
+                section.rows.append(self.missing(key))
+                continue
+            us = med["us_per_task"]
+            result = f"{us:.2f} us/task ({med['seconds']:.3f} s"
+            runs = [r["us_per_task"] for r in self.results[key]["runs"]]
+            if len(runs) > 1:  # the spread, to set the differences against
+                result += f", runs {min(runs):.1f}-{max(runs):.1f}"
+            row = Row(VARIANTS[key].label, result + ")")
+            if key == "g.none":
+                row.ratio = "1.00"
+            elif base is not None:
+                row.ratio = (
+                    f"{us / base['us_per_task']:.2f}, {us - base['us_per_task']:+.2f} us/task"
+                )
+            section.rows.append(row)
+
     def render(self, header: str) -> str:
         columns = ("variant", "result", "vs baseline", "target", "verdict")
         cells = [
@@ -1076,7 +1233,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "elapsed_s": elapsed,
         "load_average_before": load_before,
         "load_average_after": load_after,
-        "variants": {key: {"label": VARIANTS[key].label, **r} for key, r in results.items()},
+        "variants": {
+            key: {
+                "label": VARIANTS[key].label,
+                **({"env": dict(VARIANTS[key].env)} if VARIANTS[key].env else {}),
+                **r,
+            }
+            for key, r in results.items()
+        },
         "checks": [asdict(c) for c in report.checks],
     }
     output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

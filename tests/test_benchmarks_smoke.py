@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ SCENARIO_TITLES = (
     "d. percentiles",
     "e. asyncio throughput",
     "f. asyncio sleeps",
+    "g. plugin overhead",
 )
 
 
@@ -86,12 +88,28 @@ class TestQuickBenchmarkRun:
         assert "ideal with the measured sleep" in scenario_f
 
     @pytest.mark.timeout(120)
+    def test_plugin_overhead_reports_every_variant(self, quick_run: QuickRun) -> None:
+        done, output = quick_run
+        variants = json.loads(output.read_text(encoding="utf-8"))["variants"]
+        keys = ("g.none", "g.observer", "g.finished", "g.noautoload")
+        assert set(keys) <= variants.keys()
+        assert variants["g.noautoload"]["env"] == {"TASKER_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        scenario_g = done.stdout[done.stdout.index("g. plugin overhead") :].splitlines()
+        for key in keys:
+            assert "error" not in variants[key], key
+            assert variants[key]["median"]["us_per_task"] > 0, key
+            label = variants[key]["label"]
+            (row,) = [row for row in scenario_g if row.startswith(f"  {label} ")]
+            if key != "g.none":  # the others show their ratio and cost per task over it
+                assert re.search(r" \d+\.\d\d, [+-]\d+\.\d\d us/task", row), key
+
+    @pytest.mark.timeout(120)
     def test_writes_every_variant_to_json(self, quick_run: QuickRun) -> None:
         _, output = quick_run
         document = json.loads(output.read_text(encoding="utf-8"))
         assert document["quick"] is True
         variants = document["variants"]
-        assert {key.split(".")[0] for key in variants} == {"a", "b", "c", "d", "e", "f"}
+        assert {key.split(".")[0] for key in variants} == {"a", "b", "c", "d", "e", "f", "g"}
         for key, result in variants.items():
             assert "error" not in result, key
             assert result["median"], key
