@@ -130,8 +130,10 @@ class _InContext:
 
 async def _run_scoped(task: TaskRecord[Any], resource: Any, worker_id: int | None) -> Any:
     """`_run_in` inside the plugins' attempt context managers, entered in the task's context."""
-    scope = task.core.observers.attempt_scope(task, worker_id)
     context = task.context
+    scope = context.run(task.core.observers.attempt_scope, task, worker_id)
+    if scope is None:
+        return await _run_in(task, resource)
     context.run(scope.enter)
     try:
         result = await _run_in(task, resource)

@@ -19,7 +19,6 @@ from tasker.errors import CancelledError
 
 if TYPE_CHECKING:
     from tasker._core import Core
-    from tasker.plugins import AttemptScope
 
 __all__ = ["RunningTask", "TaskFuture", "TaskRecord", "current_task"]
 
@@ -250,8 +249,11 @@ def call_in_task(task: TaskRecord[Any], resource: Any) -> Any:
         _CURRENT.reset(token)
 
 
-def call_in_scope(task: TaskRecord[Any], resource: Any, scope: AttemptScope) -> Any:
-    """`call_in_task` inside the plugins' attempt context managers."""
+def call_in_scope(task: TaskRecord[Any], resource: Any, worker_id: int | None) -> Any:
+    """`call_in_task` inside the plugins' attempt context managers, if they give any."""
+    scope = task.core.observers.attempt_scope(task, worker_id)
+    if scope is None:
+        return call_in_task(task, resource)
     scope.enter()
     try:
         result = call_in_task(task, resource)

@@ -237,8 +237,7 @@ class ThreadRuntime:
             self._watch(core, task, start + task.timeout)
         try:
             if core.observers.task_attempt_context:
-                scope = core.observers.attempt_scope(task, worker.worker_id)
-                result = task.context.run(call_in_scope, task, worker.resource, scope)
+                result = task.context.run(call_in_scope, task, worker.resource, worker.worker_id)
             else:
                 result = task.context.run(call_in_task, task, worker.resource)
         except BaseException as error:
@@ -318,8 +317,7 @@ class ThreadRuntime:
                 continue
             try:
                 if isinstance(step, Call) and core.observers.task_attempt_context:
-                    scope = core.observers.attempt_scope(task, None)
-                    outcome = task.context.run(call_in_scope, task, step.resource, scope)
+                    outcome = task.context.run(call_in_scope, task, step.resource, None)
                 elif isinstance(step, Call):
                     outcome = task.context.run(call_in_task, task, step.resource)
                 else:

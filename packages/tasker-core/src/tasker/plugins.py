@@ -336,8 +336,8 @@ class Observers:
         """A fan-out with no observer at all."""
         return cls(manager, {}, lambda *a, **k: None)
 
-    def attempt_scope(self, task: Any, worker_id: int | None) -> AttemptScope:
-        """The context managers plugins wrap around one attempt (see the hook)."""
+    def attempt_scope(self, task: Any, worker_id: int | None) -> AttemptScope | None:
+        """The context managers plugins wrap around one attempt, or `None` if none was given."""
         managers = []
         for plugin, call in self._impls.get("tasker_task_attempt_context", ()):
             try:
@@ -347,7 +347,7 @@ class Observers:
                 continue
             if manager is not None:
                 managers.append((plugin, manager))
-        return AttemptScope(managers, self._failed)
+        return AttemptScope(managers, self._failed) if managers else None
 
     def _failed(self, plugin: str, hook: str, error: BaseException) -> None:
         self._log(logging.ERROR, Event.PLUGIN_FAILED, plugin=plugin, hook=hook, error=error)
