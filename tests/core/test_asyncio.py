@@ -112,6 +112,35 @@ class TestCancellation:
         assert seen == ["cancelled on 1"]
         resources.assert_all_destroyed_once()
 
+    def test_a_task_that_swallows_its_cancellation_leaves_the_worker_sound(self) -> None:
+        async def main() -> None:
+            async with await build(AsyncResources()) as manager:
+                started = asyncio.Event()
+
+                async def stubborn(_: Resource) -> str:
+                    started.set()
+                    try:
+                        await asyncio.sleep(30)
+                    except asyncio.CancelledError:
+                        return "ignored the cancellation"
+                    return "slept"
+
+                future = manager.submit(stubborn)
+                await started.wait()
+                future.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await future
+
+                async def rid(resource: Resource) -> int:
+                    await asyncio.sleep(0.01)
+                    return resource.rid
+
+                assert await manager.queue_task(rid) == 1  # same worker, not cancelled again
+                worker_task = manager._core.workers[0].handle
+                assert worker_task.cancelling() == 0
+
+        run(main)
+
     def test_wait_for_on_queue_task_times_out_and_cancels_the_task(self) -> None:
         async def main() -> None:
             async with await build(AsyncResources()) as manager:

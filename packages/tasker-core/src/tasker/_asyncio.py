@@ -414,7 +414,11 @@ class AsyncRuntime:
             if deadline is not None and deadline.expired():
                 core.attempt_expired(worker, task, start)
                 return False
+            if worker.interrupted:  # the task swallowed our cancellation, then failed
+                self._absorb(worker)
             return core.attempt_failed(worker, task, error, start)
+        if worker.interrupted:  # the task swallowed our cancellation and returned
+            self._absorb(worker)
         core.attempt_succeeded(worker, task, result, start)
         return False
 
