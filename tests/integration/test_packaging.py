@@ -1,0 +1,188 @@
+"""Packaging proof: wheels of the three packages, installed into fresh virtual environments.
+
+- `tasker-core[otel,structlog]` pulls in both adapters and their runtime dependencies only
+  (`opentelemetry-api`, not the SDK), and both adapters work by name;
+- each adapter, installed alone beside `tasker-core` (plus the test tools), passes its own
+  test suite and cannot import the other adapter's dependencies.
+
+Dependencies resolve to the versions of the workspace's lock file, so the installs come from
+uv's cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("tasker-core", "tasker-otel", "tasker-structlog")
+UV = Path(sys.executable).parent / "uv"
+TEST_TOOLS = ("pytest", "pytest-timeout")
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without the workspace's own virtual environment settings."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH", "PYTHONHOME"}
+        and not key.startswith("TASKER_")
+    }
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    return env
+
+
+def run(*command: str | Path, cwd: Path = ROOT, timeout: float = 120) -> str:
+    done = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+class Venvs:
+    """Wheels of the workspace's packages, and fresh environments to install them into."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.wheels = root / "wheels"
+        for package in PACKAGES:
+            run(UV, "build", "--wheel", "--quiet", "--out-dir", self.wheels, f"packages/{package}")
+        self.constraints = root / "constraints.txt"
+        self.constraints.write_text(
+            run(
+                UV,
+                "export",
+                "--frozen",
+                "--no-hashes",
+                "--no-emit-workspace",
+                "--all-packages",
+                "--no-header",
+                "--no-annotate",
+            ),
+            encoding="utf-8",
+        )
+
+    def wheel(self, package: str) -> str:
+        (found,) = self.wheels.glob(f"{package.replace('-', '_')}-*.whl")
+        return found.as_uri()
+
+    def create(self, name: str, *requirements: str) -> Path:
+        """A fresh environment with `requirements`; return its python."""
+        venv = self.root / name
+        run(UV, "venv", "--quiet", "--python", sys.executable, venv)
+        python = venv / "bin" / "python"
+        run(
+            UV,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            "--constraints",
+            self.constraints,
+            *requirements,
+        )
+        return python
+
+    def distributions(self, python: Path) -> set[str]:
+        listing = run(UV, "pip", "list", "--python", python, "--format", "json")
+        return {item["name"] for item in json.loads(listing)}
+
+
+@pytest.fixture(scope="module")
+def venvs(tmp_path_factory: pytest.TempPathFactory) -> Venvs:
+    return Venvs(tmp_path_factory.mktemp("packaging"))
+
+
+SCRIPT = """
+import importlib.util
+
+from structlog.testing import capture_logs
+
+from tasker import TaskManager
+from tasker_otel import OTelCollector, OTelTracing, observe
+from tasker_structlog import StructlogLogger, task_context
+
+assert importlib.util.find_spec("opentelemetry.sdk") is None  # the API alone is enough
+with capture_logs() as entries:
+    manager = (
+        TaskManager.builder()
+        .with_name("proof")
+        .with_plugins(OTelTracing(), task_context)
+        .with_metrics("otel", manager="proof")
+        .with_logger("structlog", service="proof-app")
+        .build()
+    )
+    with manager, observe(manager):
+        assert isinstance(manager._core.config.logger, StructlogLogger)
+        assert isinstance(manager._core.config.collectors[0], OTelCollector)
+        print("result", manager.queue_task(lambda r: 21 * 2))
+        print("metrics", manager.metrics().total_tasks_completed)
+print("events", sorted({e["event"] for e in entries if e["service"] == "proof-app"}))
+"""
+
+
+def test_the_extras_install_both_adapters_that_work_by_name(venvs: Venvs) -> None:
+    core = venvs.wheel("tasker-core")
+    python = venvs.create(
+        "full",
+        f"tasker-core[otel,structlog] @ {core}",
+        venvs.wheel("tasker-otel"),
+        venvs.wheel("tasker-structlog"),
+    )
+    installed = venvs.distributions(python)
+    assert {"tasker-core", "tasker-otel", "tasker-structlog"} <= installed
+    assert {"opentelemetry-api", "structlog", "pluggy"} <= installed
+    assert not {"opentelemetry-sdk", "prometheus-client"} & installed
+    out = run(python, "-c", SCRIPT, cwd=venvs.root)  # not the repository: the wheels only
+    assert "result 42" in out
+    assert "metrics 1" in out
+    assert "'manager.started'" in out
+    assert "'worker.started'" in out
+    plugins = run(python, "-m", "tasker", "plugins", cwd=venvs.root)
+    assert "otel  [tasker-otel 0.1.0]" in plugins
+    assert "structlog  [tasker-structlog 0.1.0]" in plugins
+
+
+@pytest.mark.parametrize(
+    ("adapter", "tests", "extra", "absent"),
+    [
+        (
+            "tasker-otel",
+            "tests/otel",
+            ("opentelemetry-sdk", "opentelemetry-exporter-prometheus"),
+            "structlog",
+        ),
+        ("tasker-structlog", "tests/structlog", (), "opentelemetry"),
+    ],
+)
+def test_each_adapter_alone_passes_its_tests(
+    venvs: Venvs, adapter: str, tests: str, extra: tuple[str, ...], absent: str
+) -> None:
+    python = venvs.create(
+        adapter, venvs.wheel("tasker-core"), venvs.wheel(adapter), *extra, *TEST_TOOLS
+    )
+    other = "tasker-structlog" if adapter == "tasker-otel" else "tasker-otel"
+    assert other not in venvs.distributions(python)
+    check = f"import importlib.util as u; print(u.find_spec({absent!r}))"
+    assert run(python, "-c", check, cwd=venvs.root).strip() == "None"
+    out = run(python, "-m", "pytest", tests, "-q", "-p", "no:cacheprovider", timeout=180)
+    summary = out.strip().splitlines()[-1]
+    passed = re.match(r"(\d+) passed in ", summary)
+    assert passed, summary  # nothing failed, skipped or errored
+    assert int(passed.group(1)) >= 20
