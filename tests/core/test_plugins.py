@@ -365,6 +365,19 @@ class TestObservers:
         assert [f["outcome"] for f in finished] == ["completed", "failed"]
         assert recorder.events[names.index("task_queued")][1]["manager"] == "observed"
 
+    def test_a_cancelled_queued_task_is_reported_finished(self) -> None:
+        recorder = Recorder()
+        with TaskManager.builder().with_plugins(recorder).with_policy("fixed").build() as manager:
+            started, gate = threading.Event(), threading.Event()
+            held = manager.submit(lambda r: (started.set(), gate.wait(10)))
+            assert started.wait(10)
+            doomed = manager.submit(lambda r: None)
+            assert doomed.cancel()
+            gate.set()
+            held.result(timeout=10)
+        outcomes = [f["outcome"] for h, f in recorder.events if h == "task_finished"]
+        assert sorted(outcomes) == ["cancelled", "completed"]
+
     def test_a_raising_observer_is_logged_and_breaks_nothing(self) -> None:
         recorder, log = Recorder(), EventLog()
         manager = TaskManager.builder().with_plugins(Exploding(), recorder).with_logger(log).build()

@@ -193,6 +193,7 @@ class Core(Generic[R]):
     def discard(self, task: TaskRecord[Any]) -> bool:
         """A queued task was cancelled by its caller: take it out of its queue if still there."""
         if self.queue.remove(task):
+            self.finished(task, "cancelled", None)
             self.task_done()
             return True
         return False
@@ -233,6 +234,7 @@ class Core(Generic[R]):
     def admit(self, task: TaskRecord[Any]) -> bool:
         """A worker dequeued `task`: `True` if it may run it now."""
         if task.attempt == 0 and not task.set_running_or_notify_cancel():
+            self.finished(task, "cancelled", None)
             self.task_done()  # cancelled while queued, after a worker had dequeued it
             return False
         if self.killed:  # dequeued just as kill() drained the queues: do not start it
@@ -518,6 +520,7 @@ class Core(Generic[R]):
                 f"(no worker could create its resource): {error!r}"
             )
             broken.__cause__ = error
+            self.finished(task, "failed", broken)
             task.fail(broken)
         if wake:
             self.wake.set()

@@ -160,7 +160,10 @@ def tasker_task_attempt_context(
 def tasker_task_finished(
     manager: str, task: TaskInfo, outcome: str, error: BaseException | None
 ) -> None:
-    """A task ended for good (it will not run again).
+    """A task ended for good (it will not run again), whatever ended it.
+
+    That includes a queued task its caller cancelled and queued tasks failed because the
+    manager broke; they never started.
 
     Args:
         manager: the manager's name.
