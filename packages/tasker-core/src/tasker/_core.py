@@ -377,6 +377,8 @@ class Core(Generic[R]):
             task_id=task.task_id,
             worker_id=task.worker_id,
             attempt=task.attempt,
+            queue=_queue_name(task),
+            duration=elapsed,
             error=final,
         )
         self.finished(task, "failed", final)
@@ -396,18 +398,21 @@ class Core(Generic[R]):
                 self.queue.put_front(task)
         if not requeued:
             return False
-        self._log_retry(task, error)
+        self._log_retry(task, error, elapsed)
         return True
 
-    def _log_retry(self, task: TaskRecord[Any], error: BaseException) -> None:
+    def _log_retry(self, task: TaskRecord[Any], error: BaseException, elapsed: float) -> None:
         if self.observers.task_retried:
             self.observers.emit("tasker_task_retried", task=task, error=error)
         self.log(
             logging.WARNING,
             Event.TASK_RETRIED,
             task_id=task.task_id,
+            worker_id=task.worker_id,
             attempt=task.attempt,
             max_retries=self.config.max_retries,
+            queue=_queue_name(task),
+            duration=elapsed,
             error=error,
         )
 
@@ -436,7 +441,7 @@ class Core(Generic[R]):
         decision = self._decide(task, error)
         if decision.retry and not self.killed:
             self.record_attempt(task, 0.0, elapsed, RETRIED, error)
-            self._log_retry(task, error)
+            self._log_retry(task, error, elapsed)
             return True, None
         final = decision.error if decision.error is not None else error
         self.record_attempt(task, 0.0, elapsed, FAILED, final)
@@ -464,6 +469,8 @@ class Core(Generic[R]):
                 task_id=task.task_id,
                 worker_id=task.worker_id,
                 attempt=task.attempt,
+                queue=_queue_name(task),
+                duration=elapsed,
                 timeout=task.timeout,
             )
 
@@ -750,3 +757,8 @@ class Core(Generic[R]):
         """Log through the configured logger, tagged with the manager's name; never raise."""
         with suppress(Exception):  # a broken logger must not break the engine
             self.logger.log(level, event, manager=self.config.name, **fields)
+
+
+def _queue_name(task: TaskRecord[Any]) -> str:
+    """The queue a task went through, as event fields and metric attributes name it."""
+    return "priority" if task.priority else "main"
