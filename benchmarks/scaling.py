@@ -97,7 +97,13 @@ class GoLifetimePolicy:
     counters of its own: `bind()` hands it a function returning the manager's totals (tasks
     arrived, tasks finished: completed + failed, from `metrics()`) and the monotonic time the
     manager was created, and the rates are `total / (snapshot.now - created)`, exactly as the
-    Go collector computes them. Until bound, it keeps the pool's size.
+    Go collector computes them (it counts successes only; no task fails here). Until bound, it
+    keeps the pool's size.
+
+    Two consequences show in the results. Finished tasks never outnumber arrived ones, so the
+    shrink branch cannot fire: burst workers are never retired. And `arrival - completion` is
+    `tasks in flight / elapsed`, positive whenever a task is queued or running, so the pool
+    grows at every decision taken while any work is in flight, up to the maximum.
     """
 
     def __init__(self, *, interval: float = INTERVAL, tolerance: float = 0.0) -> None:
@@ -526,7 +532,7 @@ def _retire(r: Result, profile: Profile) -> str:
 
 
 def _wait(r: Result) -> str:
-    text = f"{r.p95_wait_s * 1000:.0f} ms" if r.p95_wait_s < 10 else f"{r.p95_wait_s:.1f} s"
+    text = f"{r.p95_wait_s * 1000:.0f} ms" if r.p95_wait_s < 1 else f"{r.p95_wait_s:.2f} s"
     return (">= " if r.p95_wait_is_lower_bound else "") + text
 
 
@@ -619,7 +625,7 @@ def plot(results: Sequence[Result], profile: Profile, path: Path) -> bool:
     fig, (top, middle, bottom) = plt.subplots(
         3, 1, sharex=True, figsize=(11, 9), gridspec_kw={"height_ratios": [1.3, 1, 1]}
     )
-    top.step(
+    (needed_line,) = top.step(
         grid,
         needed,
         where="post",
@@ -628,11 +634,12 @@ def plot(results: Sequence[Result], profile: Profile, path: Path) -> bool:
         linewidth=1.5,
         label="needed: ceil(offered rate x 20 ms)",
     )
-    bottom.plot(grid, offered, color="black", linestyle=":", linewidth=1.5, label="offered load")
+    bottom.plot(grid, offered, color="black", linestyle="--", linewidth=1.2, label="offered load")
+    lines = []
     for r in results:
         t = [s.t for s in r.samples]
         color = COLORS.get(r.policy)
-        top.step(
+        (line,) = top.step(
             t,
             [s.workers for s in r.samples],
             where="post",
@@ -640,6 +647,7 @@ def plot(results: Sequence[Result], profile: Profile, path: Path) -> bool:
             label=r.policy,
             linewidth=1.6,
         )
+        lines.append(line)
         middle.plot(t, [s.queued for s in r.samples], color=color, linewidth=1.4)
         bottom.plot(t, [s.arrival_rate for s in r.samples], color=color, linewidth=1.4)
 
@@ -649,10 +657,19 @@ def plot(results: Sequence[Result], profile: Profile, path: Path) -> bool:
     middle.set_ylabel("queued tasks\n(symmetric log scale)")
     middle.set_yscale("symlog", linthresh=10)
     middle.set_ylim(bottom=0)
-    bottom.set_ylabel("arrival rate, tasks/s\n(manager's 1 s window)")
+    bottom.set_ylabel("arrival rate, tasks/s\n(measured over 1 s)")
     bottom.set_xlabel("seconds from the start of the load")
     bottom.set_xlim(0, end)
-    bottom.set_ylim(bottom=0)
+    bottom.set_ylim(0, max(offered, default=0) * 1.15 + 1)
+    bottom.text(
+        0.99,
+        0.62,
+        "every policy gets the same arrivals: their lines overlap",
+        transform=bottom.transAxes,
+        ha="right",
+        fontsize=9,
+        color="0.3",
+    )
 
     edges = [0.0]
     for phase in profile.phases:
@@ -665,26 +682,26 @@ def plot(results: Sequence[Result], profile: Profile, path: Path) -> bool:
             if i % 2:
                 axis.axvspan(a, b, color="0.93", zorder=0)
     for name, (a, b) in zip(names, spans, strict=True):
-        top.text((a + b) / 2, MAX_WORKERS + 0.6, name, ha="center", va="center", fontsize=10)
+        top.text((a + b) / 2, MAX_WORKERS + 0.75, name, ha="center", va="center", fontsize=10)
 
-    handles, labels = top.get_legend_handles_labels()
-    h2, l2 = bottom.get_legend_handles_labels()
+    top.legend(handles=[needed_line], loc="center right", fontsize=9, framealpha=0.9)
+    bottom.legend(loc="upper right", fontsize=9, framealpha=0.9)
     fig.legend(
-        handles + h2,
-        labels + l2,
+        lines,
+        [r.policy for r in results],
         loc="upper center",
-        ncol=4,
+        ncol=len(results),
         frameon=False,
-        fontsize=10,
-        bbox_to_anchor=(0.5, 0.995),
+        fontsize=11,
+        bbox_to_anchor=(0.5, 0.96),
     )
     fig.suptitle(
         f"Scaling policies: {BASE_WORKERS} base / {MAX_WORKERS} max workers, "
         f"{TASK_SECONDS * 1000:.0f} ms tasks, a decision every {INTERVAL * 1000:.0f} ms",
-        y=0.925,
-        fontsize=12,
+        y=0.99,
+        fontsize=13,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.91))
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -719,7 +736,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{BASE_WORKERS} base / {MAX_WORKERS} max workers, {TASK_SECONDS * 1000:.0f} ms tasks, "
         f"a decision every {INTERVAL * 1000:.0f} ms; CPython {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, {platform.system()}; {elapsed:.0f} s in all, 1-min load "
-        f"average {load_before:.2f} before, {load_after:.2f} after\n"
+        f"average {load_before:.2f} before, {load_after:.2f} after; arrivals at most "
+        f"{max(r.submit_lag_max_s for r in results) * 1000:.1f} ms behind schedule\n"
         f"load: {profile.describe()}\n"
         f"reach: step to active_workers >= needed (polled every {POLL_EVERY * 1000:.0f} ms); "
         f"direction changes: active_workers every {SAMPLE_EVERY * 1000:.0f} ms during the step, "

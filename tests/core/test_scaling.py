@@ -41,9 +41,20 @@ class TestRatePolicy:
     def test_grows_by_the_surplus_when_work_queues_up(self) -> None:
         policy = RatePolicy()
         s = snapshot(
-            queued_tasks=30, arrival_rate=200, completion_rate=100, average_execution_time=0.02
+            workers=6,
+            queued_tasks=30,
+            arrival_rate=200,
+            completion_rate=100,
+            average_execution_time=0.02,
         )
-        assert policy.target_workers(s) == 2 + 2  # 100 surplus tasks/s x 20 ms
+        assert policy.target_workers(s) == 6 + 2  # 100 surplus tasks/s x 20 ms
+
+    def test_grows_straight_to_the_demand_after_a_step(self) -> None:
+        policy = RatePolicy(headroom=1.25)
+        s = snapshot(
+            queued_tasks=30, arrival_rate=400, completion_rate=100, average_execution_time=0.02
+        )
+        assert policy.target_workers(s) == 10  # 400/s x 20 ms x 1.25, not 2 + 6
 
     def test_grows_by_at_least_one_before_any_task_finished(self) -> None:
         s = snapshot(queued_tasks=5, arrival_rate=50)

@@ -381,6 +381,8 @@ class AsyncRuntime:
                     continue  # cancelled or drained since it was queued
                 if await self._run(core, worker, task):
                     return True
+                if worker.burst and core.retiring and core.try_retire(worker):
+                    return False  # idle between two tasks: leave as the policy asks
         finally:
             await self._destroy(core, core.worker_releasing(worker), worker)
 

@@ -580,6 +580,11 @@ class Core(Generic[R]):
         if self.observers.worker_stopped:
             self.observers.emit("tasker_worker_stopped", worker_id=worker.worker_id)
 
+    @property
+    def retiring(self) -> bool:
+        """Whether the policy wants burst workers to leave (a cheap read for worker loops)."""
+        return self._retire_quota > 0
+
     def try_retire(self, worker: Worker) -> bool:
         """An idle burst worker asks whether it should leave."""
         if not worker.burst:
@@ -605,6 +610,11 @@ class Core(Generic[R]):
     def _plan_scaling(self) -> int:
         cfg = self.config
         metrics = self.metrics_collector.metrics()
+        # the policy sees rates over the last three decisions, not the 1 s metrics window: a
+        # step in the load shows within one interval instead of a second
+        arrival_rate, completion_rate = self.metrics_collector.rates(
+            window=max(3 * cfg.policy.interval, self.metrics_collector.window / 10)
+        )
         workers = list(self.workers)
         snapshot = ScalingSnapshot(
             now=time.monotonic(),
@@ -613,8 +623,8 @@ class Core(Generic[R]):
             workers=len(workers),
             busy_workers=sum(1 for w in workers if w.current is not None),
             queued_tasks=self.queue.main_depth + self.queue.priority_depth,
-            arrival_rate=metrics.task_arrival_rate,
-            completion_rate=metrics.task_completion_rate,
+            arrival_rate=arrival_rate,
+            completion_rate=completion_rate,
             average_execution_time=metrics.average_execution_time,
             p95_wait_time=metrics.p95_wait_time,
         )

@@ -227,6 +227,8 @@ class ThreadRuntime:
                     continue  # cancelled or drained since it was queued
                 if self._run(core, worker, task):
                     return True
+                if worker.burst and core.retiring and core.try_retire(worker):
+                    return False  # idle between two tasks: leave as the policy asks
         finally:
             self._destroy(core, core.worker_releasing(worker), worker)
 

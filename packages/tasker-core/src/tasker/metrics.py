@@ -253,12 +253,18 @@ class InMemoryCollector:
             self._wait_sum += sum(waits)
             waits.clear()
 
-    def rates(self) -> tuple[float, float]:
-        """Return `(arrival_rate, completion_rate)` over the recent window, in tasks/second."""
-        with self._lock:
-            return self._rates_locked()
+    def rates(self, window: float | None = None) -> tuple[float, float]:
+        """Return `(arrival_rate, completion_rate)` in tasks/second over the recent `window`.
 
-    def _rates_locked(self) -> tuple[float, float]:
+        `window` defaults to the collector's; a shorter one (down to a tenth of it) reacts
+        faster to a change of load, which is what a scaling policy wants.
+        """
+        with self._lock:
+            return self._rates_locked(self._window if window is None else window)
+
+    def _rates_locked(self, window: float | None = None) -> tuple[float, float]:
+        if window is None:
+            window = self._window
         now = self._clock()
         finished = self._completed + self._failed
         samples = self._samples
@@ -267,7 +273,7 @@ class InMemoryCollector:
         # the newest sample at least one window old, else the oldest we have
         then, arrived0, finished0 = samples[0]
         for sample in samples:
-            if now - sample[0] < self._window:
+            if now - sample[0] < window:
                 break
             then, arrived0, finished0 = sample
         elapsed = now - then

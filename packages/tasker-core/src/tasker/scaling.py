@@ -95,10 +95,11 @@ class RatePolicy:
     """The seed's rate-based bursting, on recent rates.
 
     Grows when work is queued and tasks arrive faster than they complete: by enough workers to
-    absorb the surplus (`surplus × average execution time`, at least one). Shrinks towards the
-    demand (`arrival rate × average execution time`, with `headroom`) once nothing is queued,
-    but never sooner than `cooldown` seconds after growing, so a burst is not undone by the
-    lull it created.
+    absorb the surplus (`surplus × average execution time`, at least one), and at once to the
+    demand (`arrival rate × average execution time`, with `headroom`) when that is more.
+    Shrinks towards the demand once nothing is queued, but never sooner than `cooldown` seconds
+    after growing, so a burst is not undone by the lull it created. The manager feeds it
+    rates over the last three intervals, so a step in the load shows within one decision.
 
     Args:
         interval: seconds between decisions (the seed's 100 ms by default).
@@ -138,10 +139,13 @@ class RatePolicy:
         """Return the worker count that matches recent arrivals."""
         s = snapshot
         if s.queued_tasks > 0 and s.arrival_rate > s.completion_rate * (1 + self._tolerance):
+            service = s.average_execution_time
             surplus = s.arrival_rate - s.completion_rate
-            extra = math.ceil(surplus * s.average_execution_time) if s.average_execution_time else 1
+            extra = math.ceil(surplus * service) if service else 1
+            # never below what the arrivals need: one step reaches the demand
+            demand = math.ceil(s.arrival_rate * service * self._headroom)
             self._grown_at = s.now
-            return s.workers + max(1, extra)
+            return max(s.workers + max(1, extra), demand)
         if s.queued_tasks == 0 and s.now - self._grown_at >= self._cooldown:
             demand = math.ceil(s.arrival_rate * s.average_execution_time * self._headroom)
             return min(s.workers, max(demand, s.busy_workers, s.base_workers))
