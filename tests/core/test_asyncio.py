@@ -158,6 +158,24 @@ class TestCancellation:
 
         run(main)
 
+    def test_a_task_raising_cancelled_error_itself_fails_only_that_task(self) -> None:
+        async def main() -> None:
+            async with await build(AsyncResources()) as manager:
+
+                async def odd(_: Resource) -> None:
+                    raise asyncio.CancelledError  # not a cancellation of the worker
+
+                with pytest.raises(asyncio.CancelledError):
+                    await manager.queue_task(odd)
+
+                async def rid(resource: Resource) -> int:
+                    return resource.rid
+
+                assert await manager.queue_task(rid) == 1  # the worker is still there
+                assert manager.stats().active_workers == 1
+
+        run(main)
+
     def test_sleep_is_for_thread_tasks(self) -> None:
         async def main() -> None:
             async with await build(AsyncResources()) as manager:

@@ -13,7 +13,7 @@ import contextvars
 import inspect
 import types
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -345,13 +345,9 @@ class AsyncRuntime:
             return True
         return False
 
-    async def _next_token(self, core: Core[Any], worker: Worker) -> object:
-        """Wait for a token; `_IDLE` when an idle burst worker may retire."""
+    async def _wait_token(self, core: Core[Any], worker: Worker) -> object:
+        """Wait for a token when none is ready; `_IDLE` when an idle burst worker may retire."""
         channel: _Channel = core.queue.channel  # type: ignore[assignment]
-        try:
-            return channel.get_nowait()
-        except asyncio.QueueEmpty:
-            pass
         if not worker.burst:
             return await channel.get()
         try:
@@ -360,16 +356,25 @@ class AsyncRuntime:
             return _IDLE
 
     async def _serve(self, core: Core[Any], worker: Worker) -> bool:
-        """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`)."""
+        """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`).
+
+        The common case, a token already waiting and a task with no timeout and no plugin
+        scope that completes without suspending, runs without creating a single coroutine.
+        """
         take = core.queue.take
+        channel: _Channel = core.queue.channel  # type: ignore[assignment]
+        observers = core.observers
         try:
             while True:
                 try:
-                    token = await self._next_token(core, worker)
-                except asyncio.CancelledError:
-                    if not self._absorb(worker):
-                        raise
-                    continue
+                    token = channel.get_nowait()
+                except asyncio.QueueEmpty:
+                    try:
+                        token = await self._wait_token(core, worker)
+                    except asyncio.CancelledError:
+                        if not self._absorb(worker):
+                            raise
+                        continue
                 if token is _IDLE:
                     if core.try_retire(worker):
                         return False
@@ -379,23 +384,46 @@ class AsyncRuntime:
                 task = take()
                 if task is None or not core.admit(task):
                     continue  # cancelled or drained since it was queued
-                if await self._run(core, worker, task):
+                start = core.attempt_started(task, worker)
+                pending: Any = None
+                if task.timeout is None and not observers.task_attempt_context:
+                    try:
+                        done, outcome = _start(task, worker.resource)
+                    except BaseException as error:  # raised before its first suspension
+                        if self._failed(core, worker, task, error, start):
+                            return True
+                        continue
+                    if done:
+                        core.attempt_succeeded(worker, task, outcome, start)
+                        if worker.burst and core.retiring and core.try_retire(worker):
+                            return False
+                        continue
+                    pending = outcome
+                if await self._run(core, worker, task, start, pending):
                     return True
                 if worker.burst and core.retiring and core.try_retire(worker):
                     return False  # idle between two tasks: leave as the policy asks
         finally:
             await self._destroy(core, core.worker_releasing(worker), worker)
 
-    async def _run(self, core: Core[Any], worker: Worker, task: TaskRecord[Any]) -> bool:
-        """Run one attempt of `task`; return `True` if the worker must be replaced."""
-        start = core.attempt_started(task, worker)
+    async def _run(
+        self,
+        core: Core[Any],
+        worker: Worker,
+        task: TaskRecord[Any],
+        start: float,
+        pending: Awaitable[Any] | None,
+    ) -> bool:
+        """Finish an attempt that suspended, or run one with a timeout or a plugin scope.
+
+        `pending` is what a task that suspended still has to do. Returns `True` if the worker
+        must be replaced.
+        """
         deadline = None
         resource = worker.resource
         try:
-            if task.timeout is None and not core.observers.task_attempt_context:
-                done, result = _start(task, resource)  # the common case, kept lean
-                if not done:
-                    result = await result
+            if pending is not None:
+                result = await pending
             else:
                 attempt = (
                     _run_scoped(task, resource, worker.worker_id)
@@ -407,22 +435,36 @@ class AsyncRuntime:
                 else:
                     async with asyncio.timeout(task.timeout) as deadline:
                         result = await attempt
-        except asyncio.CancelledError:
-            if not self._absorb(worker):
-                raise
-            core.attempt_cancelled(worker, task)
-            return False
         except BaseException as error:
             if deadline is not None and deadline.expired():
                 core.attempt_expired(worker, task, start)
                 return False
-            if worker.interrupted:  # the task swallowed our cancellation, then failed
-                self._absorb(worker)
-            return core.attempt_failed(worker, task, error, start)
+            return self._failed(core, worker, task, error, start)
         if worker.interrupted:  # the task swallowed our cancellation and returned
             self._absorb(worker)
         core.attempt_succeeded(worker, task, result, start)
         return False
+
+    def _failed(
+        self,
+        core: Core[Any],
+        worker: Worker,
+        task: TaskRecord[Any],
+        error: BaseException,
+        start: float,
+    ) -> bool:
+        """An attempt raised: our interruption, a real cancellation of the worker, or a failure."""
+        if isinstance(error, asyncio.CancelledError):
+            if self._absorb(worker):
+                core.attempt_cancelled(worker, task)
+                return False
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise error  # the worker itself is being cancelled (the loop is closing)
+            # else: the task raised CancelledError of its own accord: an ordinary failure
+        elif worker.interrupted:  # the task swallowed our cancellation, then failed
+            self._absorb(worker)
+        return core.attempt_failed(worker, task, error, start)
 
     def _absorb(self, worker: Worker) -> bool:
         """A `CancelledError` reached the worker: `True` if it was our own interruption."""
