@@ -5,13 +5,17 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+export NO_MKDOCS_2_WARNING := 1
+# where `make docs-build` writes the site (git-ignored)
+DOCS_SITE ?= site
 
-.PHONY: help demo test lint typecheck pytest bench examples clean
+.PHONY: help demo test lint typecheck pytest docs docs-build bench examples clean
 
 help:
 	@echo "make demo   - run the showcase"
-	@echo "make test   - lint, type-check and run the whole test suite"
+	@echo "make test   - lint, type-check, run the whole test suite and build the docs strictly"
 	@echo "make bench  - benchmarks against the standard library"
+	@echo "make docs   - serve the documentation site on http://127.0.0.1:8000"
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -35,10 +39,17 @@ typecheck: $(VENV)/.synced
 pytest: $(VENV)/.synced
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+docs: $(VENV)/.synced
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+docs-build: $(VENV)/.synced
+	$(BIN)/mkdocs build --strict --clean --site-dir $(DOCS_SITE)
+
+test: lint typecheck pytest docs-build
 
 bench: $(VENV)/.synced
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/scaling.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(DOCS_SITE)
