@@ -131,7 +131,7 @@ class _InContext:
 async def _run_scoped(task: TaskRecord[Any], resource: Any, worker_id: int | None) -> Any:
     """`_run_in` inside the plugins' attempt context managers, entered in the task's context."""
     context = task.context
-    scope = context.run(task.core.observers.attempt_scope, task, worker_id)
+    scope = context.run(task._core.observers.attempt_scope, task, worker_id)
     if scope is None:
         return await _run_in(task, resource)
     context.run(scope.enter)

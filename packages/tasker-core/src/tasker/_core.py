@@ -187,8 +187,12 @@ class Core(Generic[R]):
             )
             error.__cause__ = self._last_create_error
             return error
-        state = "killed" if self.killed else "stopped"
-        return ManagerClosedError(f"cannot submit tasks: manager {self.config.name!r} is {state}")
+        state = "killed" if self.killed else "stopped" if self._stopped else "stopping"
+        return ManagerClosedError(
+            f"cannot submit tasks: manager {self.config.name!r} was {state}"
+            if state == "killed"
+            else f"cannot submit tasks: manager {self.config.name!r} is {state}"
+        )
 
     def discard(self, task: TaskRecord[Any]) -> bool:
         """A queued task was cancelled by its caller: take it out of its queue if still there."""
@@ -238,7 +242,7 @@ class Core(Generic[R]):
             self.task_done()  # cancelled while queued, after a worker had dequeued it
             return False
         if self.killed:  # dequeued just as kill() drained the queues: do not start it
-            task.abandon()
+            task._abandon()
             return False
         return True
 
@@ -298,7 +302,7 @@ class Core(Generic[R]):
         elapsed = _perf() - start
         worker.current = None
         if self.killed:  # abandoned by kill(): its caller already has CancelledError
-            task.abandon()
+            task._abandon()
             return
         if task.cancel_requested:  # timed out or cancelled: its caller already knows
             self.task_done()
@@ -310,7 +314,7 @@ class Core(Generic[R]):
             self.record_attempt(task, wait, elapsed, COMPLETED)
         if self.observers.task_finished:
             self.finished(task, "completed", None)
-        task.resolve(result)
+        task._resolve(result)
         self.task_done()
 
     def attempt_failed(
@@ -320,7 +324,7 @@ class Core(Generic[R]):
         elapsed = _perf() - start
         worker.current = None
         if self.killed:  # abandoned by kill(): its caller already has CancelledError
-            task.abandon()
+            task._abandon()
             return False
         if task.cancel_requested:  # timed out or cancelled: its caller already knows
             self.task_done()
@@ -347,7 +351,7 @@ class Core(Generic[R]):
         worker.current = None
         if not self.killed:  # kill() reports its own cancellations
             self.finished(task, "cancelled", None)
-        task.abandon()
+        task._abandon()
         if not self.killed:
             self.task_done()
 
@@ -382,7 +386,7 @@ class Core(Generic[R]):
             error=final,
         )
         self.finished(task, "failed", final)
-        task.fail(final)
+        task._fail(final)
         return final
 
     def _requeue(
@@ -460,7 +464,7 @@ class Core(Generic[R]):
         """
         task.cancel_requested = True
         error = TimeoutError(f"task {task.task_id} timed out after {task.timeout} s")
-        if task.fail(error):
+        if task._fail(error):
             self.record_attempt(task, task.started_at - task.queued_at, elapsed, FAILED, error)
             self.finished(task, "timed_out", error)
             self.log(
@@ -528,7 +532,7 @@ class Core(Generic[R]):
             )
             broken.__cause__ = error
             self.finished(task, "failed", broken)
-            task.fail(broken)
+            task._fail(broken)
         if wake:
             self.wake.set()
 
@@ -679,12 +683,12 @@ class Core(Generic[R]):
             self._pending = 0
             running = [w.current for w in self.workers if w.current is not None]
             live = len(self.workers)
-        cancelled = sum(1 for task in queued if task.abandon())
+        cancelled = sum(1 for task in queued if task._abandon())
         if self.observers.task_finished:
             for task in queued:
                 self.finished(task, "cancelled", None)
         for task in running:  # before waking cooperative tasks, so none can finish first
-            task.abandon()
+            task._abandon()
             self.runtime.interrupt(task)
         self.killed_signal.set()
         abandoned = 0

@@ -46,24 +46,21 @@ class TaskRecord(Protocol[T_co]):
     resource: Any
     worker_id: int | None
 
-    @property
-    def core(self) -> Core[Any]:
-        """The engine of the manager the task belongs to."""
-        ...
+    _core: Core[Any]  # the engine of the manager the task belongs to
 
     def set_running_or_notify_cancel(self) -> bool:
         """Mark the task started; `False` if its caller cancelled it first."""
         ...
 
-    def resolve(self, result: Any) -> bool:
+    def _resolve(self, result: Any) -> bool:
         """Deliver the result unless the task already ended."""
         ...
 
-    def fail(self, error: BaseException) -> bool:
+    def _fail(self, error: BaseException) -> bool:
         """Deliver an exception unless the task already ended."""
         ...
 
-    def abandon(self) -> bool:
+    def _abandon(self) -> bool:
         """End the task as cancelled, whatever its state."""
         ...
 
@@ -178,11 +175,6 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
         self._done_callbacks: list[Callable[[Future[T]], object]] = _NO_CALLBACKS
         _init_record(self, core, fn, task_id, priority=priority, once=once, timeout=timeout)
 
-    @property
-    def core(self) -> Core[Any]:
-        """The engine of the manager the task belongs to."""
-        return self._core
-
     def cancel(self) -> bool:
         """Cancel the task if it has not started; a queued task leaves its queue at once."""
         if super().cancel():
@@ -202,7 +194,7 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
                 return
         guarded(self)
 
-    def resolve(self, result: T) -> bool:
+    def _resolve(self, result: T) -> bool:
         """Set the result unless the future already ended (kill() got there first)."""
         try:
             self.set_result(result)
@@ -210,7 +202,7 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
             return False
         return True
 
-    def fail(self, error: BaseException) -> bool:
+    def _fail(self, error: BaseException) -> bool:
         """Set the exception unless the future already ended."""
         try:
             self.set_exception(error)
@@ -218,7 +210,7 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
             return False
         return True
 
-    def abandon(self) -> bool:
+    def _abandon(self) -> bool:
         """End the task as cancelled even if it is running (`kill()`); `False` if already ended.
 
         `Future.cancel()` refuses running futures; this performs the same transition, so the
@@ -251,7 +243,7 @@ def call_in_task(task: TaskRecord[Any], resource: Any) -> Any:
 
 def call_in_scope(task: TaskRecord[Any], resource: Any, worker_id: int | None) -> Any:
     """`call_in_task` inside the plugins' attempt context managers, if they give any."""
-    scope = task.core.observers.attempt_scope(task, worker_id)
+    scope = task._core.observers.attempt_scope(task, worker_id)
     if scope is None:
         return call_in_task(task, resource)
     scope.enter()
@@ -305,7 +297,7 @@ class RunningTask:
     @property
     def cancelled(self) -> bool:
         """`True` once the task should give up: the manager was killed."""
-        return self._task.cancel_requested or self._task.core.killed
+        return self._task.cancel_requested or self._task._core.killed
 
     def raise_if_cancelled(self) -> None:
         """Raise `CancelledError` if the task should give up."""
@@ -319,7 +311,7 @@ class RunningTask:
         """
         if self.cancelled:
             return True
-        return self._task.core.runtime.wait_killed(seconds) or self.cancelled
+        return self._task._core.runtime.wait_killed(seconds) or self.cancelled
 
 
 def current_task() -> RunningTask | None:
@@ -354,11 +346,6 @@ class AsyncTaskFuture(asyncio.Future[T], _RecordFields):
         super().__init__()
         _init_record(self, core, fn, task_id, priority=priority, once=once, timeout=timeout)
 
-    @property
-    def core(self) -> Core[Any]:
-        """The engine of the manager the task belongs to."""
-        return self._core
-
     def cancel(self, msg: Any | None = None) -> bool:
         """Cancel the task: removed if queued, interrupted if running."""
         if self.done():
@@ -372,14 +359,14 @@ class AsyncTaskFuture(asyncio.Future[T], _RecordFields):
         """Mark the task started; `False` if its caller cancelled it first."""
         return not self.done()
 
-    def resolve(self, result: T) -> bool:
+    def _resolve(self, result: T) -> bool:
         """Set the result unless the future already ended."""
         if self.done():
             return False
         self.set_result(result)
         return True
 
-    def fail(self, error: BaseException) -> bool:
+    def _fail(self, error: BaseException) -> bool:
         """Set the exception unless the future already ended."""
         if self.done():
             return False
@@ -389,7 +376,7 @@ class AsyncTaskFuture(asyncio.Future[T], _RecordFields):
         self.set_exception(error)
         return True
 
-    def abandon(self) -> bool:
+    def _abandon(self) -> bool:
         """End the task as cancelled (`kill()`); `False` if it already ended."""
         self.cancel_requested = True
         if self.done():

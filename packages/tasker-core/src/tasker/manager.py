@@ -214,7 +214,7 @@ class _ExecutorView(concurrent.futures.Executor):
         if cancel_futures:
             core.begin_stop()
             for task in core.queue.drain():
-                task.abandon()
+                task._abandon()
                 core.task_done()
         if wait:
             self._manager.stop()
