@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tasker._asyncio import AsyncRuntime
-from tasker._core import Core
-from tasker.metrics import TaskMetrics
-from tasker.stats import KillReport, ManagerState, TaskStats
+from tasker._facade import ManagerBase
+from tasker.stats import KillReport
 
 if TYPE_CHECKING:
     from tasker.builder import AsyncTaskManagerBuilder
@@ -21,7 +20,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
-class AsyncTaskManager(Generic[R]):
+class AsyncTaskManager(ManagerBase[R]):
     """Runs coroutine tasks `async def fn(resource)` on asyncio workers that each own a resource.
 
     The semantics are the thread manager's: priority queue, health checks, retries and worker
@@ -36,12 +35,8 @@ class AsyncTaskManager(Generic[R]):
     ```
     """
 
-    __slots__ = ("_core", "_runtime")
-
-    def __init__(self, core: Core[R], runtime: AsyncRuntime) -> None:
-        """Internal: use `AsyncTaskManager.builder()`."""
-        self._core = core
-        self._runtime = runtime
+    __slots__ = ()
+    _runtime: AsyncRuntime
 
     @staticmethod
     def builder() -> AsyncTaskManagerBuilder[None]:
@@ -49,16 +44,6 @@ class AsyncTaskManager(Generic[R]):
         from tasker.builder import AsyncTaskManagerBuilder  # noqa: PLC0415 - import cycle
 
         return AsyncTaskManagerBuilder()
-
-    @property
-    def name(self) -> str:
-        """The manager's name, as it appears in logs and task names."""
-        return self._core.config.name
-
-    @property
-    def state(self) -> ManagerState:
-        """The lifecycle state: running, broken, stopping, stopped or killed."""
-        return self._core.state
 
     def submit(
         self,
@@ -102,14 +87,6 @@ class AsyncTaskManager(Generic[R]):
         result: T = await self._runtime.run_task(self._core, fn, once=once)
         return result
 
-    def stats(self) -> TaskStats:
-        """A live snapshot of workers, queues and the resource pool."""
-        return self._core.stats()
-
-    def metrics(self) -> TaskMetrics:
-        """Task performance: durations with percentiles, recent rates, totals, success rate."""
-        return self._core.metrics()
-
     async def stop(self, timeout: float | None = None) -> bool:
         """Stop gracefully: refuse new work, finish every queued task, destroy every resource.
 
@@ -144,10 +121,3 @@ class AsyncTaskManager(Generic[R]):
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
-
-    def __repr__(self) -> str:
-        s = self._core.stats()
-        return (
-            f"<AsyncTaskManager {self.name!r} {s.state} workers={s.active_workers} "
-            f"queued={s.queued_tasks + s.priority_tasks}>"
-        )

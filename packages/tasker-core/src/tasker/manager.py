@@ -6,12 +6,11 @@ import concurrent.futures
 from collections.abc import Callable
 from concurrent.futures import Future
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from tasker._core import Core
+from tasker._facade import ManagerBase
 from tasker._threads import ThreadRuntime, thread_owner
-from tasker.metrics import TaskMetrics
-from tasker.stats import KillReport, ManagerState, TaskStats
+from tasker.stats import KillReport
 
 if TYPE_CHECKING:
     from tasker.builder import TaskManagerBuilder
@@ -23,7 +22,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
-class TaskManager(Generic[R]):
+class TaskManager(ManagerBase[R]):
     """Runs tasks `fn(resource)` on a pool of workers that each own a resource of type `R`.
 
     Build one with [`TaskManager.builder()`][tasker.TaskManager.builder]. Every method is
@@ -38,12 +37,8 @@ class TaskManager(Generic[R]):
     ```
     """
 
-    __slots__ = ("_core", "_runtime")
-
-    def __init__(self, core: Core[R], runtime: ThreadRuntime) -> None:
-        """Internal: use `TaskManager.builder()`."""
-        self._core = core
-        self._runtime = runtime
+    __slots__ = ()
+    _runtime: ThreadRuntime
 
     @staticmethod
     def builder() -> TaskManagerBuilder[None]:
@@ -51,16 +46,6 @@ class TaskManager(Generic[R]):
         from tasker.builder import TaskManagerBuilder  # noqa: PLC0415 - avoid an import cycle
 
         return TaskManagerBuilder()
-
-    @property
-    def name(self) -> str:
-        """The manager's name, as it appears in logs and thread names."""
-        return self._core.config.name
-
-    @property
-    def state(self) -> ManagerState:
-        """The lifecycle state: running, broken, stopping, stopped or killed."""
-        return self._core.state
 
     # ---------------------------------------------------------------- queueing
 
@@ -132,14 +117,6 @@ class TaskManager(Generic[R]):
 
     # ------------------------------------------------------------- observing
 
-    def stats(self) -> TaskStats:
-        """A live snapshot of workers, queues and the resource pool."""
-        return self._core.stats()
-
-    def metrics(self) -> TaskMetrics:
-        """Task performance: durations with percentiles, recent rates, totals, success rate."""
-        return self._core.metrics()
-
     # --------------------------------------------------------------- shutdown
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -182,13 +159,6 @@ class TaskManager(Generic[R]):
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-    def __repr__(self) -> str:
-        s = self._core.stats()
-        return (
-            f"<TaskManager {self.name!r} {s.state} workers={s.active_workers} "
-            f"queued={s.queued_tasks + s.priority_tasks}>"
-        )
 
 
 def _wait(future: Future[T]) -> T:
