@@ -84,7 +84,7 @@ class Venvs:
     def create(self, name: str, *requirements: str) -> Path:
         """A fresh environment with `requirements`; return its python."""
         venv = self.root / name
-        run(UV, "venv", "--quiet", "--python", sys.executable, venv)
+        run(UV, "venv", "--quiet", "--clear", "--python", sys.executable, venv)
         python = venv / "bin" / "python"
         run(
             UV,
