@@ -91,7 +91,36 @@ class FixedPolicy:
         return "FixedPolicy()"
 
 
-class RatePolicy:
+class _Paced:
+    """Pacing shared by the adaptive policies.
+
+    A decision every `interval` seconds, and no shrinking for `cooldown` seconds after growing,
+    so that a burst is not undone by the lull it created.
+    """
+
+    __slots__ = ("_cooldown", "_grown_at", "_interval")
+
+    def __init__(self, interval: float, cooldown: float) -> None:
+        self._interval = _positive("interval", interval)
+        if cooldown < 0:
+            raise ValueError(f"cooldown must be >= 0 seconds, got {cooldown!r}")
+        self._cooldown = cooldown
+        self._grown_at = -math.inf
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two decisions."""
+        return self._interval
+
+    def _grow(self, now: float, target: int) -> int:
+        self._grown_at = now
+        return target
+
+    def _cooling(self, now: float) -> bool:
+        return now - self._grown_at < self._cooldown
+
+
+class RatePolicy(_Paced):
     """The seed's rate-based bursting, on recent rates.
 
     Grows when work is queued and tasks arrive faster than they complete: by enough workers to
@@ -108,7 +137,7 @@ class RatePolicy:
         cooldown: seconds after a growth during which the policy does not shrink.
     """
 
-    __slots__ = ("_cooldown", "_grown_at", "_headroom", "_interval", "_tolerance")
+    __slots__ = ("_headroom", "_tolerance")
 
     def __init__(
         self,
@@ -118,22 +147,11 @@ class RatePolicy:
         headroom: float = 1.25,
         cooldown: float = 0.5,
     ) -> None:
-        self._interval = _positive("interval", interval)
+        super().__init__(interval, cooldown)
         if tolerance < 0:
             raise ValueError(f"tolerance must be >= 0, got {tolerance!r}")
-        if headroom < 1:
-            raise ValueError(f"headroom must be >= 1, got {headroom!r}")
-        if cooldown < 0:
-            raise ValueError(f"cooldown must be >= 0 seconds, got {cooldown!r}")
         self._tolerance = tolerance
-        self._headroom = headroom
-        self._cooldown = cooldown
-        self._grown_at = -math.inf
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two decisions."""
-        return self._interval
+        self._headroom = _headroom(headroom)
 
     def target_workers(self, snapshot: ScalingSnapshot) -> int:
         """Return the worker count that matches recent arrivals."""
@@ -144,9 +162,8 @@ class RatePolicy:
             extra = math.ceil(surplus * service) if service else 1
             # never below what the arrivals need: one step reaches the demand
             demand = math.ceil(s.arrival_rate * service * self._headroom)
-            self._grown_at = s.now
-            return max(s.workers + max(1, extra), demand)
-        if s.queued_tasks == 0 and s.now - self._grown_at >= self._cooldown:
+            return self._grow(s.now, max(s.workers + max(1, extra), demand))
+        if s.queued_tasks == 0 and not self._cooling(s.now):
             demand = math.ceil(s.arrival_rate * s.average_execution_time * self._headroom)
             return min(s.workers, max(demand, s.busy_workers, s.base_workers))
         return s.workers
@@ -158,7 +175,7 @@ class RatePolicy:
         )
 
 
-class QueueDepthPolicy:
+class QueueDepthPolicy(_Paced):
     """The Go library's older rule: burst by `step` workers when more than `threshold` wait.
 
     Shrinks back to the busy workers once the queues are empty, not sooner than `cooldown`
@@ -171,7 +188,7 @@ class QueueDepthPolicy:
         cooldown: seconds after a growth during which the policy does not shrink.
     """
 
-    __slots__ = ("_cooldown", "_grown_at", "_interval", "_step", "_threshold")
+    __slots__ = ("_step", "_threshold")
 
     def __init__(
         self, *, threshold: int = 10, step: int = 1, interval: float = 0.1, cooldown: float = 0.5
@@ -180,26 +197,16 @@ class QueueDepthPolicy:
             raise ValueError(f"threshold must be an integer >= 0, got {threshold!r}")
         if isinstance(step, bool) or not isinstance(step, int) or step < 1:
             raise ValueError(f"step must be an integer >= 1, got {step!r}")
-        if cooldown < 0:
-            raise ValueError(f"cooldown must be >= 0 seconds, got {cooldown!r}")
+        super().__init__(interval, cooldown)
         self._threshold = threshold
         self._step = step
-        self._interval = _positive("interval", interval)
-        self._cooldown = cooldown
-        self._grown_at = -math.inf
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two decisions."""
-        return self._interval
 
     def target_workers(self, snapshot: ScalingSnapshot) -> int:
         """Grow by `step` above the threshold; fall back to the busy workers when idle."""
         s = snapshot
         if s.queued_tasks > self._threshold:
-            self._grown_at = s.now
-            return s.workers + self._step
-        if s.queued_tasks == 0 and s.now - self._grown_at >= self._cooldown:
+            return self._grow(s.now, s.workers + self._step)
+        if s.queued_tasks == 0 and not self._cooling(s.now):
             return max(s.busy_workers, s.base_workers)
         return s.workers
 
@@ -207,7 +214,7 @@ class QueueDepthPolicy:
         return f"QueueDepthPolicy(threshold={self._threshold}, step={self._step})"
 
 
-class LatencyPolicy:
+class LatencyPolicy(_Paced):
     """Keep the p95 queue wait under `target` seconds, sizing the pool by Little's law.
 
     Workers needed = the larger of the steady demand, `arrival rate × mean execution time ×
@@ -222,7 +229,7 @@ class LatencyPolicy:
         cooldown: seconds after a growth during which the policy does not shrink.
     """
 
-    __slots__ = ("_cooldown", "_grown_at", "_headroom", "_interval", "_target")
+    __slots__ = ("_headroom", "_target")
 
     def __init__(
         self,
@@ -232,20 +239,9 @@ class LatencyPolicy:
         interval: float = 0.1,
         cooldown: float = 0.5,
     ) -> None:
+        super().__init__(interval, cooldown)
         self._target = _positive("target", target)
-        if headroom < 1:
-            raise ValueError(f"headroom must be >= 1, got {headroom!r}")
-        if cooldown < 0:
-            raise ValueError(f"cooldown must be >= 0 seconds, got {cooldown!r}")
-        self._headroom = headroom
-        self._interval = _positive("interval", interval)
-        self._cooldown = cooldown
-        self._grown_at = -math.inf
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two decisions."""
-        return self._interval
+        self._headroom = _headroom(headroom)
 
     def target_workers(self, snapshot: ScalingSnapshot) -> int:
         """Return the workers that keep the p95 queue wait under the target."""
@@ -260,14 +256,17 @@ class LatencyPolicy:
             if s.p95_wait_time > self._target and s.queued_tasks:
                 wanted = max(wanted, s.workers + 1)
         if wanted > s.workers:
-            self._grown_at = s.now
-            return wanted
-        if s.now - self._grown_at < self._cooldown:
-            return s.workers
-        return wanted
+            return self._grow(s.now, wanted)
+        return s.workers if self._cooling(s.now) else wanted
 
     def __repr__(self) -> str:
         return f"LatencyPolicy(target={self._target}, headroom={self._headroom})"
+
+
+def _headroom(value: float) -> float:
+    if value < 1:
+        raise ValueError(f"headroom must be >= 1, got {value!r}")
+    return value
 
 
 def _positive(name: str, value: float) -> float:
