@@ -253,6 +253,34 @@ class TestLoop:
         run(main, loop)
         resources.assert_all_destroyed_once()
 
+    def test_using_the_manager_off_its_loop_is_a_clear_error(self) -> None:
+        async def main() -> None:
+            async with await build(AsyncResources()) as manager:
+
+                async def one(_: Resource) -> int:
+                    return 1
+
+                errors: list[BaseException] = []
+
+                def elsewhere() -> None:
+                    try:
+                        manager.submit(one)
+                    except RuntimeError as error:
+                        errors.append(error)
+
+                await asyncio.to_thread(elsewhere)
+                assert errors
+                assert "event loop it was built on" in str(errors[0])
+                loop = asyncio.get_running_loop()
+                result = await asyncio.to_thread(
+                    lambda: asyncio.run_coroutine_threadsafe(manager.queue_task(one), loop).result(
+                        10
+                    )
+                )
+                assert result == 1
+
+        run(main)
+
     def test_stop_from_inside_a_task_does_not_deadlock(self) -> None:
         async def main() -> None:
             manager = await build(AsyncResources())

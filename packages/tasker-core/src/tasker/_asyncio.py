@@ -181,6 +181,18 @@ class AsyncRuntime:
         self._core: Core[Any] | None = None
         self._supervisor: asyncio.Task[None] | None = None
 
+    def check_loop(self) -> None:
+        """Raise unless called on the event loop the manager was built on."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not self._loop:
+            raise RuntimeError(
+                "an AsyncTaskManager is used from the event loop it was built on; from another "
+                "thread, use asyncio.run_coroutine_threadsafe(manager.queue_task(fn), loop)"
+            )
+
     # -------------------------------------------------------------- Runtime API
 
     def new_signal(self) -> asyncio.Event:

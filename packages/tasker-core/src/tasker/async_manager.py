@@ -64,6 +64,7 @@ class AsyncTaskManager(ManagerBase[R]):
             ManagerClosedError: the manager was stopped or killed.
             ManagerBrokenError: no worker could be kept alive.
         """
+        self._runtime.check_loop()
         return self._core.submit(fn, priority=priority, once=once, timeout=timeout)  # type: ignore[return-value]
 
     async def queue_task(self, fn: Callable[[R], Awaitable[T]]) -> T:
@@ -84,6 +85,7 @@ class AsyncTaskManager(ManagerBase[R]):
 
     async def run_task(self, fn: Callable[[R], Awaitable[T]], *, once: bool = False) -> T:
         """Run `fn(resource)` now, in the calling task, on a pooled or temporary resource."""
+        self._runtime.check_loop()
         result: T = await self._runtime.run_task(self._core, fn, once=once)
         return result
 
