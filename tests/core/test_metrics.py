@@ -176,6 +176,41 @@ class TestManagerMetrics:
                 manager.queue_task(lambda r: None)
                 assert manager.metrics().total_tasks_completed == i + 1
 
+    def test_collectors_and_loggers_that_ask_are_bound_to_their_manager(self) -> None:
+        class Binding:
+            def __init__(self) -> None:
+                self.bound: list[str] = []
+
+            def bind(self, manager: TaskManager[None]) -> None:
+                self.bound.append(f"{manager.name}:{manager.stats().active_workers}")
+
+            def record_arrival(self, task: object) -> None: ...
+            def record_start(self, task: object, wait_time: float) -> None: ...
+            def record_completion(self, task: object, execution_time: float) -> None: ...
+            def record_failure(
+                self, task: object, execution_time: float, error: BaseException
+            ) -> None: ...
+            def record_retry(self, task: object, error: BaseException) -> None: ...
+            def log(self, level: int, event: str, /, **fields: object) -> None: ...
+
+        class Broken(Binding):
+            def bind(self, manager: TaskManager[None]) -> None:
+                raise RuntimeError("bind bug")
+
+        collector, logger = Binding(), Binding()
+        manager = (
+            TaskManager.builder()
+            .with_name("bound")
+            .with_metrics(Broken())
+            .with_metrics(collector)
+            .with_logger(logger)
+            .build()
+        )
+        with manager:
+            assert manager.queue_task(lambda r: 1) == 1  # a failing bind breaks nothing
+        assert collector.bound == ["bound:1"]
+        assert logger.bound == ["bound:1"]
+
     def test_custom_collectors_receive_every_event_and_failures_are_isolated(self) -> None:
         class Recorder:
             def __init__(self) -> None:

@@ -174,12 +174,33 @@ def test_several_managers_are_told_apart(otel_metrics: Metrics) -> None:
     assert total(completed, {names.ATTR_MANAGER: "export"}) == 1
 
 
-def test_without_a_manager_name_there_is_no_manager_attribute(otel_metrics: Metrics) -> None:
-    collector = OTelCollector(meter_provider=otel_metrics.provider)
+def test_a_collector_made_by_name_learns_its_managers_name_and_observes_it(
+    otel_metrics: Metrics,
+) -> None:
+    manager = (
+        TaskManager.builder()
+        .with_name("bound")
+        .with_metrics("otel", meter_provider=otel_metrics.provider)
+        .with_logger("null")
+        .build()
+    )
+    with manager:
+        manager.queue_task(lambda r: None)
+        seen = gauges(otel_metrics)
+        assert key("bound", **{names.ATTR_QUEUE: names.QUEUE_MAIN}) in seen[names.QUEUE_DEPTH]
+        # observing it again by hand adds no duplicate series
+        assert observe(manager, meter_provider=otel_metrics.provider).manager == "bound"
+        assert len(gauges(otel_metrics)[names.QUEUE_DEPTH]) == 2
+    for point in points(otel_metrics.collect()[names.TASKS_SUBMITTED]):
+        assert dict(point.attributes or {})[names.ATTR_MANAGER] == "bound"
+
+
+def test_gauges_can_be_left_out(otel_metrics: Metrics) -> None:
+    collector = OTelCollector(meter_provider=otel_metrics.provider, gauges=False)
     with TaskManager.builder().with_metrics(collector).with_logger("null").build() as manager:
         manager.queue_task(lambda r: None)
-    for point in points(otel_metrics.collect()[names.TASKS_SUBMITTED]):
-        assert dict(point.attributes or {}) == {names.ATTR_QUEUE: names.QUEUE_MAIN}
+        assert collector.observation is None
+        assert names.QUEUE_DEPTH not in otel_metrics.collect()
 
 
 def test_concurrent_recording_loses_nothing(otel_metrics: Metrics) -> None:

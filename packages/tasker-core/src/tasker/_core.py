@@ -143,6 +143,17 @@ class Core(Generic[R]):
         if self.observers.manager_started:
             self.observers.emit("tasker_manager_started")
 
+    def bind(self, manager: object) -> None:
+        """Hand the built manager to the collectors and the logger that ask for it (`bind`)."""
+        for part in (*self.config.collectors, self.logger):
+            bind = getattr(part, "bind", None)
+            if not callable(bind):
+                continue
+            try:
+                bind(manager)
+            except Exception as error:  # a faulty adapter must not fail build()
+                self.log(logging.ERROR, Event.BIND_FAILED, part=type(part).__name__, error=error)
+
     # ------------------------------------------------------------- submission
 
     def submit(

@@ -304,7 +304,9 @@ class TaskManagerBuilder(_Options[R]):
         runtime = ThreadRuntime(config.executor)
         core = Core(config, runtime)
         runtime.start(core)
-        return TaskManager(core, runtime)
+        manager = TaskManager(core, runtime)
+        core.bind(manager)
+        return manager
 
 
 class AsyncTaskManagerBuilder(_Options[R]):
@@ -383,7 +385,9 @@ class _AsyncBuild(Generic[R]):
         runtime = AsyncRuntime(self._config.executor)
         core = Core(self._config, runtime)
         await runtime.start(core)
-        return AsyncTaskManager(core, runtime)
+        manager = AsyncTaskManager(core, runtime)
+        core.bind(manager)
+        return manager
 
     def __await__(self) -> Generator[Any, None, AsyncTaskManager[R]]:
         return self._build().__await__()

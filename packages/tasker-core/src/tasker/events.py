@@ -42,3 +42,4 @@ class Event(StrEnum):
     CALLBACK_FAILED = "callback.failed"
     COLLECTOR_FAILED = "metrics.collector_failed"
     PLUGIN_FAILED = "plugin.hook_failed"
+    BIND_FAILED = "manager.bind_failed"

@@ -21,7 +21,8 @@ class Logger(Protocol):
 
     `level` is a stdlib level number (`logging.INFO`, ...), `event` a stable event name, and
     `fields` the event's data (`task_id`, `worker_id`, `attempt`, `error`, `manager`, ...).
-    Implementations must be thread-safe and must not raise.
+    Implementations must be thread-safe and must not raise. Like a collector, a logger may
+    define `bind(manager)`, called once with the manager it serves when that is built.
     """
 
     def log(self, level: int, event: str, /, **fields: object) -> None:

@@ -69,6 +69,10 @@ class MetricsCollector(Protocol):
     Methods are called from worker threads, concurrently: implementations must be thread-safe,
     fast (they sit on every task's path) and must not raise (an exception is logged and dropped).
     Durations are in seconds.
+
+    A collector may also define `bind(manager)`: it is then called once, when the manager it
+    serves is built, with the manager itself (its `name`, `stats()`, ...), so a collector made
+    by name can label its data or observe the manager's live state.
     """
 
     def record_arrival(self, task: TaskInfo) -> None:

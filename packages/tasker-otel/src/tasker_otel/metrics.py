@@ -38,15 +38,17 @@ class OTelCollector:
     `tasker.manager` (see `tasker_otel.names`). It runs beside the built-in collector:
     `manager.metrics()` keeps working.
 
-    Registered as `"otel"`: `.with_metrics("otel", manager="ingest")`.
+    Registered as `"otel"`: `.with_metrics("otel")`. When the manager is built it binds the
+    collector, which then labels every point with `tasker.manager` and, unless `gauges=False`,
+    reports the manager's live state too (see `observe`).
 
     Args:
         meter_provider: where the instruments live; the global provider by default (an
             application that sets it after building its managers loses nothing).
-        manager: the manager's name, recorded as `tasker.manager` on every point. Pass the
-            name given to `with_name` when an application runs several managers; a collector
-            cannot learn it by itself.
+        manager: the name recorded as `tasker.manager`; by default the name of the manager the
+            collector is bound to.
         buckets: the bucket boundaries advised for both duration histograms, in seconds.
+        gauges: observe the bound manager's queues, workers and resources.
     """
 
     __slots__ = (
@@ -54,11 +56,18 @@ class OTelCollector:
         "_completed",
         "_duration",
         "_failed",
+        "_gauges",
+        "_manager",
         "_outcomes",
+        "_provider",
         "_retried",
         "_submitted",
         "_wait",
+        "observation",
     )
+
+    _by_queue: dict[bool, Attributes]
+    _outcomes: dict[bool, Attributes]
 
     def __init__(
         self,
@@ -66,7 +75,12 @@ class OTelCollector:
         meter_provider: MeterProvider | None = None,
         manager: str | None = None,
         buckets: Sequence[float] = names.DURATION_BUCKETS,
+        gauges: bool = True,
     ) -> None:
+        self._provider = meter_provider
+        self._gauges = gauges
+        self._manager = manager
+        self.observation: ManagerObservation | None = None
         meter = _meter(meter_provider)
         self._submitted = meter.create_counter(
             names.TASKS_SUBMITTED, unit=names.UNIT_TASK, description="Tasks submitted."
@@ -96,13 +110,24 @@ class OTelCollector:
             description="How long an attempt waited in its queue before a worker started it.",
             explicit_bucket_boundaries_advisory=list(buckets),
         )
+        self._label(manager)
+
+    def bind(self, manager: ObservableManager) -> None:
+        """Called by tasker once the manager is built: label by its name, observe its state."""
+        if self._manager is None:
+            self._manager = manager.name
+            self._label(manager.name)
+        if self._gauges and self.observation is None:
+            self.observation = observe(manager, meter_provider=self._provider)
+
+    def _label(self, manager: str | None) -> None:
         base: Attributes = {} if manager is None else {names.ATTR_MANAGER: manager}
         # attribute sets are built once: recording does no allocation on the success path
-        self._by_queue: dict[bool, Attributes] = {
+        self._by_queue = {
             False: {**base, names.ATTR_QUEUE: names.QUEUE_MAIN},
             True: {**base, names.ATTR_QUEUE: names.QUEUE_PRIORITY},
         }
-        self._outcomes: dict[bool, Attributes] = {
+        self._outcomes = {
             priority: {**attributes, names.ATTR_OUTCOME: names.OUTCOME_COMPLETED}
             for priority, attributes in self._by_queue.items()
         }
@@ -180,9 +205,15 @@ class _Gauges:
             description="Pre-created resources free for run_task.",
         )
 
-    def add(self, observation: ManagerObservation) -> None:
+    def observe(self, manager: ObservableManager) -> ManagerObservation:
+        """The observation of `manager`, made once (observing twice adds no duplicate series)."""
         with self._lock:
+            for observation in self._observed.values():
+                if observation.observes(manager):
+                    return observation
+            observation = ManagerObservation(manager, self)
             self._observed[id(observation)] = observation
+            return observation
 
     def discard(self, observation: ManagerObservation) -> None:
         with self._lock:
@@ -258,6 +289,10 @@ class ManagerObservation:
         """Whether observation has ended."""
         return self._manager is None
 
+    def observes(self, manager: ObservableManager) -> bool:
+        """Whether this observation is of `manager` (and still going)."""
+        return self._manager is manager
+
     def manager_stats(self) -> TaskStats:
         """The manager's current stats (read by the instruments' callbacks)."""
         manager = self._manager
@@ -305,6 +340,4 @@ def observe(
         gauges = _gauges.get(provider)
         if gauges is None:
             gauges = _gauges[provider] = _Gauges(_meter(provider))
-    observation = ManagerObservation(manager, gauges)
-    gauges.add(observation)
-    return observation
+    return gauges.observe(manager)
