@@ -251,6 +251,13 @@ async def test_a_timeout_fails_the_caller_and_keeps_the_worker(driver: Driver) -
     resources.assert_all_destroyed_once()
 
 
+def test_timeout_bookkeeping_follows_the_running_tasks_not_the_rate() -> None:
+    with TaskManager.builder().with_workers(2).with_timeout(60).build() as manager:
+        for _ in range(2000):
+            manager.queue_task(lambda r: None)
+        assert len(manager._runtime._deadlines) <= 4 * 2 + 64 + 1
+
+
 @each_executor
 async def test_run_task_uses_the_pool_then_temporary_resources(driver: Driver) -> None:
     resources = Resources()

@@ -68,6 +68,10 @@ class TaskRecord(Protocol[T_co]):
         """Whether the task ended cancelled."""
         ...
 
+    def done(self) -> bool:
+        """Whether the task has its outcome."""
+        ...
+
 
 _ENDED = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
 

@@ -251,8 +251,14 @@ class ThreadRuntime:
 
     def _watch(self, core: Core[Any], task: TaskRecord[Any], deadline: float) -> None:
         with self._deadline_lock:
-            heapq.heappush(self._deadlines, (deadline, next(self._seq), task, task.attempt))
-            earliest = self._deadlines[0][2] is task
+            deadlines = self._deadlines
+            if len(deadlines) > 4 * len(core.workers) + 64:
+                # attempts that ended early leave their entry behind until its deadline: drop
+                # them, so memory follows the running tasks, not the rate times the timeout
+                deadlines[:] = [e for e in deadlines if e[2].attempt == e[3] and not e[2].done()]
+                heapq.heapify(deadlines)
+            heapq.heappush(deadlines, (deadline, next(self._seq), task, task.attempt))
+            earliest = deadlines[0][2] is task
         if earliest:
             core.wake.set()
 
