@@ -281,6 +281,33 @@ class TestLoop:
 
         run(main)
 
+    def test_idle_waits_leave_nothing_behind(self) -> None:
+        async def main() -> None:
+            policy_target = 2
+
+            class KeepTwo:
+                interval = 0.005
+
+                def target_workers(self, snapshot: object) -> int:
+                    return policy_target
+
+            manager = await (
+                AsyncTaskManager.builder()
+                .with_workers(1, max_workers=2)
+                .with_policy(KeepTwo())
+                .build()
+            )
+            for _ in range(200):
+                if manager.stats().burst_workers == 1:
+                    break
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(0.2)  # the idle burst worker times out ~40 times meanwhile
+            channel = manager._core.queue.channel
+            assert len(channel._waiters) <= 2  # type: ignore[attr-defined]
+            await manager.stop()
+
+        run(main)
+
     def test_stop_from_inside_a_task_does_not_deadlock(self) -> None:
         async def main() -> None:
             manager = await build(AsyncResources())

@@ -87,6 +87,9 @@ class _Channel:
             except BaseException:
                 if waiter.done() and not waiter.cancelled() and items:
                     self._wake_one()  # woken, then cancelled: pass the wake-up on
+                elif not waiter.done() or waiter.cancelled():
+                    with suppress(ValueError):  # a timed-out wait leaves nothing behind
+                        self._waiters.remove(waiter)
                 raise
         return items.popleft()
 
