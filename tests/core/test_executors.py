@@ -252,7 +252,13 @@ async def test_a_timeout_fails_the_caller_and_keeps_the_worker(driver: Driver) -
 
 
 def test_timeout_bookkeeping_follows_the_running_tasks_not_the_rate() -> None:
-    with TaskManager.builder().with_workers(2).with_timeout(60).build() as manager:
+    with (
+        TaskManager.builder()
+        .with_workers(2)
+        .with_policy("fixed")
+        .with_timeout(60)
+        .build() as manager
+    ):
         for _ in range(2000):
             manager.queue_task(lambda r: None)
         assert len(manager._runtime._deadlines) <= 4 * 2 + 64 + 1
