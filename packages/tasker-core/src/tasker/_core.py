@@ -312,11 +312,8 @@ class Core(Generic[R]):
         """Settle a successful attempt on a worker: metrics first, then the caller."""
         elapsed = _perf() - start
         worker.current = None
-        if self.killed:  # abandoned by kill(): its caller already has CancelledError
-            task._abandon()
-            return
-        if task.cancel_requested:  # timed out or cancelled: its caller already knows
-            self.task_done()
+        if self.killed or task.cancel_requested:
+            self._settled_elsewhere(task)
             return
         wait = start - task.queued_at
         if self.extra is None:
@@ -334,11 +331,8 @@ class Core(Generic[R]):
         """Settle a failed attempt on a worker; return `True` if the worker must be replaced."""
         elapsed = _perf() - start
         worker.current = None
-        if self.killed:  # abandoned by kill(): its caller already has CancelledError
-            task._abandon()
-            return False
-        if task.cancel_requested:  # timed out or cancelled: its caller already knows
-            self.task_done()
+        if self.killed or task.cancel_requested:
+            self._settled_elsewhere(task)
             return False
         wait_time = start - task.queued_at
         decision = self._decide(task, error)
@@ -357,14 +351,24 @@ class Core(Generic[R]):
         self.task_done()
         return decision.replace_worker
 
+    def _settled_elsewhere(self, task: TaskRecord[Any]) -> None:
+        """An attempt ended after its caller got its outcome from someone else.
+
+        After `kill()` the caller already has `CancelledError` (and nothing is pending any
+        more); after a timeout or a cancellation the caller knows too, but the task still
+        counted as pending until now.
+        """
+        if self.killed:
+            task._abandon()
+        else:
+            self.task_done()
+
     def attempt_cancelled(self, worker: Worker, task: TaskRecord[Any]) -> None:
         """A running attempt was interrupted because its caller cancelled it (asyncio)."""
         worker.current = None
         if not self.killed:  # kill() reports its own cancellations
             self.finished(task, "cancelled", None)
-        task._abandon()
-        if not self.killed:
-            self.task_done()
+        self._settled_elsewhere(task)
 
     def _decide(self, task: TaskRecord[Any], error: BaseException) -> FailureDecision:
         cfg = self.config
