@@ -281,6 +281,23 @@ class TestLoop:
 
         run(main)
 
+    def test_a_manager_outliving_its_loop_refuses_a_later_loop(self) -> None:
+        """Same thread, another loop: the check must not trust the thread alone."""
+        managers: list[Any] = []
+
+        async def first() -> None:
+            manager = await build(AsyncResources())
+            managers.append(manager)
+            await manager.queue_task(lambda _: asyncio.sleep(0))
+            await manager.stop(10)
+
+        async def second() -> None:
+            with pytest.raises(RuntimeError, match="event loop it was built on"):
+                managers[0].submit(lambda _: asyncio.sleep(0))
+
+        run(first)
+        run(second)
+
     def test_idle_waits_leave_nothing_behind(self) -> None:
         async def main() -> None:
             policy_target = 2

@@ -384,3 +384,56 @@ async def test_every_task_ends_once_under_random_faults(driver: Driver, seed: in
             | asyncio.CancelledError,
         )
     resources.assert_all_destroyed_once()
+
+
+class _Body:
+    """A task body that can be watched with a weak reference."""
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+
+    def __call__(self, resource: Any) -> int:
+        if self.fail:
+            raise ValueError("failed on purpose")
+        return 7
+
+
+@each_executor
+async def test_an_ended_task_keeps_its_outcome_and_lets_go_of_its_function(
+    driver: Driver,
+) -> None:
+    import gc
+    import weakref
+
+    managed = await driver.build(builder(Resources()))
+    kept: list[Any] = []  # the manager's own futures, held like a caller would
+
+    def submit(body: _Body) -> asyncio.Future[Any]:
+        manager = managed.manager
+        if isinstance(manager, TaskManager):
+            future = manager.submit(driver.task(body))
+            kept.append(future)
+            return asyncio.wrap_future(future)
+        awaitable = manager.submit(driver.task(body))
+        kept.append(awaitable)
+        return awaitable
+
+    bodies = [_Body(False), _Body(True), _Body(False)]
+    refs = [weakref.ref(body) for body in bodies]
+    succeeded, failed = submit(bodies[0]), submit(bodies[1])
+    gate, held = await occupy(driver, managed)
+    doomed = submit(bodies[2])  # queued behind the held task, then cancelled
+    del bodies
+    kept[-1].cancel()
+    await asyncio.sleep(0.01)  # let a thread future's cancellation reach the manager
+    gate.open()
+    await held
+    assert await succeeded == 7
+    with pytest.raises(ValueError, match="on purpose"):
+        await failed
+    assert doomed.cancelled()
+    gc.collect()
+    # the futures no longer hold them (a failure's traceback still shows its frame: as usual)
+    assert [refs[0](), refs[2]()] == [None, None]
+    assert len(kept) == 3
+    assert await managed.stop(10)

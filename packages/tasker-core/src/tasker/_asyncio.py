@@ -15,12 +15,14 @@ import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextlib import suppress
+from functools import partial
+from threading import get_ident
 from typing import Any, TypeVar
 
 from tasker._core import Core
 from tasker._queue import EXIT
 from tasker._run_task import Call, Destroy, run_task_steps
-from tasker._task import _CURRENT, AsyncTaskFuture, TaskRecord
+from tasker._task import _CURRENT, TaskRecord, new_async_task_future
 from tasker._worker import Worker
 from tasker.errors import ResourceCreationError
 from tasker.executors import Executor
@@ -181,20 +183,28 @@ class AsyncRuntime:
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
         self._loop = asyncio.get_running_loop()
+        self._thread = get_ident()
         self._core: Core[Any] | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self.new_record = partial(new_async_task_future, self._loop)
+        """Asyncio tasks are `asyncio.Future`s of the manager's loop."""
 
     def check_loop(self) -> None:
         """Raise unless called on the event loop the manager was built on."""
+        # the loop's thread while the loop runs: a cheaper test than `get_running_loop()`
+        if get_ident() == self._thread and self._loop.is_running():
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if loop is not self._loop:
-            raise RuntimeError(
-                "an AsyncTaskManager is used from the event loop it was built on; from another "
-                "thread, use asyncio.run_coroutine_threadsafe(manager.queue_task(fn), loop)"
-            )
+        if loop is self._loop:
+            self._thread = get_ident()
+            return
+        raise RuntimeError(
+            "an AsyncTaskManager is used from the event loop it was built on; from another "
+            "thread, use asyncio.run_coroutine_threadsafe(manager.queue_task(fn), loop)"
+        )
 
     # -------------------------------------------------------------- Runtime API
 
@@ -205,9 +215,6 @@ class AsyncRuntime:
     def new_channel(self) -> _Channel:
         """A lightweight token FIFO for this loop."""
         return _Channel()
-
-    record_type = AsyncTaskFuture
-    """Asyncio tasks are `asyncio.Future`s."""
 
     def spawn(
         self, core: Core[Any], worker: Worker, startup: asyncio.Future[Any] | None = None

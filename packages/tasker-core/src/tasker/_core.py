@@ -24,7 +24,7 @@ from tasker._fanout import CollectorFanout
 from tasker._outcome import FailureDecision, decide_failure
 from tasker._pool import PoolSlots
 from tasker._queue import EXIT, Channel, TaskQueue
-from tasker._task import TaskRecord
+from tasker._task import TaskRecord, release
 from tasker._worker import Worker
 from tasker.errors import ManagerBrokenError, ManagerClosedError
 from tasker.events import Event
@@ -66,8 +66,11 @@ class Runtime(Protocol):
         ...
 
     @property
-    def record_type(self) -> Callable[..., TaskRecord[Any]]:
-        """The task record (a future) of the runtime's kind: `(core, fn, task_id, **options)`."""
+    def new_record(self) -> Callable[..., TaskRecord[Any]]:
+        """Make a task record (a future) of the runtime's kind.
+
+        Called as `(core, fn, task_id, priority, once, timeout)`.
+        """
         ...
 
     def spawn(self, core: Core[Any], worker: Worker) -> None:
@@ -89,7 +92,7 @@ class Core(Generic[R]):
         self.runtime = runtime
         self.logger = config.logger
         self.queue = TaskQueue(runtime.new_channel())
-        self._record_type = runtime.record_type
+        self._new_record = runtime.new_record
         # the built-in collector is fed directly (one call per attempt); the user's collectors,
         # if any, through a fan-out that isolates their failures
         self.metrics_collector = InMemoryCollector()
@@ -173,9 +176,7 @@ class Core(Generic[R]):
             timeout = self.config.timeout
         elif isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        task = self._record_type(
-            self, fn, next(self._task_ids), priority=priority, once=once, timeout=timeout
-        )
+        task = self._new_record(self, fn, next(self._task_ids), priority, once, timeout)
         self.metrics_collector.record_arrival(task)
         if self.extra is not None:
             self.extra.record_arrival(task)
@@ -208,6 +209,7 @@ class Core(Generic[R]):
     def discard(self, task: TaskRecord[Any]) -> bool:
         """A queued task was cancelled by its caller: take it out of its queue if still there."""
         if self.queue.remove(task):
+            release(task)
             self.finished(task, "cancelled", None)
             self.task_done()
             return True
@@ -249,10 +251,12 @@ class Core(Generic[R]):
     def admit(self, task: TaskRecord[Any]) -> bool:
         """A worker dequeued `task`: `True` if it may run it now."""
         if task.attempt == 0 and not task.set_running_or_notify_cancel():
+            release(task)
             self.finished(task, "cancelled", None)
             self.task_done()  # cancelled while queued, after a worker had dequeued it
             return False
         if self.killed:  # dequeued just as kill() drained the queues: do not start it
+            release(task)
             task._abandon()
             return False
         return True
@@ -322,6 +326,7 @@ class Core(Generic[R]):
             self.record_attempt(task, wait, elapsed, COMPLETED)
         if self.observers.task_finished:
             self.finished(task, "completed", None)
+        release(task)
         task._resolve(result)
         self.task_done()
 
@@ -347,6 +352,7 @@ class Core(Generic[R]):
             )
         if decision.retry and self._requeue(task, error, wait_time, elapsed):
             return True
+        release(task)
         self._deliver_failure(task, decision, error, wait_time, elapsed)
         self.task_done()
         return decision.replace_worker
@@ -358,6 +364,7 @@ class Core(Generic[R]):
         more); after a timeout or a cancellation the caller knows too, but the task still
         counted as pending until now.
         """
+        release(task)
         if self.killed:
             task._abandon()
         else:
@@ -443,7 +450,7 @@ class Core(Generic[R]):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
         if self.closing or self.killed:
             raise self.refusal()
-        task = self._record_type(self, fn, next(self._task_ids), priority=False, once=once)
+        task = self._new_record(self, fn, next(self._task_ids), False, once, None)
         task.set_running_or_notify_cancel()
         self.record_arrival(task)
         return task
@@ -496,6 +503,7 @@ class Core(Generic[R]):
     def attempt_expired(self, worker: Worker, task: TaskRecord[Any], start: float) -> None:
         """An attempt was cancelled by its timeout (asyncio): settle it, keep the worker."""
         worker.current = None
+        release(task)
         self.attempt_timed_out(task, _perf() - start)
         self.task_done()
 
@@ -541,6 +549,7 @@ class Core(Generic[R]):
             wake = self.closing and not self._pending
         self.log(logging.ERROR, Event.MANAGER_BROKEN, failed_tasks=len(doomed), error=error)
         for task in doomed:
+            release(task)
             broken = ManagerBrokenError(
                 f"task {task.task_id} cannot run: manager {self.config.name!r} is broken "
                 f"(no worker could create its resource): {error!r}"
@@ -698,6 +707,8 @@ class Core(Generic[R]):
             self._pending = 0
             running = [w.current for w in self.workers if w.current is not None]
             live = len(self.workers)
+        for task in queued:
+            release(task)
         cancelled = sum(1 for task in queued if task._abandon())
         if self.observers.task_finished:
             for task in queued:

@@ -20,10 +20,13 @@ from tasker.errors import CancelledError
 if TYPE_CHECKING:
     from tasker._core import Core
 
-__all__ = ["RunningTask", "TaskFuture", "TaskRecord", "current_task"]
+__all__ = ["RunningTask", "TaskFuture", "TaskRecord", "current_task", "release"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+
+_copy_context = contextvars.copy_context
+_perf = time.perf_counter
 
 _CURRENT: contextvars.ContextVar[TaskRecord[Any] | None] = contextvars.ContextVar(
     "tasker_current_task", default=None
@@ -112,12 +115,11 @@ class _RecordFields:
     worker_id: int | None
 
 
-def _init_record(
+def _init_record(  # noqa: PLR0917 - hot path: a positional call is cheaper
     record: Any,  # a subclass of _RecordFields, which declares the slots
     core: Core[Any],
     fn: Callable[[Any], Any],
     task_id: int,
-    *,
     priority: bool,
     once: bool,
     timeout: float | None,
@@ -131,11 +133,30 @@ def _init_record(
     record.timeout = timeout
     record.attempt = 0
     record.cancel_requested = False
-    record.context = contextvars.copy_context()
-    record.queued_at = time.perf_counter()
+    record.context = _copy_context()
+    record.queued_at = _perf()
     record.started_at = 0.0
     record.resource = None
     record.worker_id = None
+
+
+def _ended(resource: object) -> Any:
+    raise RuntimeError("this task has ended: it is never run again")
+
+
+_NO_CONTEXT = contextvars.Context()
+
+
+def release(record: TaskRecord[Any]) -> None:
+    """A task ended for good: drop what only running it needed.
+
+    Its function (with whatever it closes over), its context and its resource are let go, so a
+    future the caller keeps holds its outcome and no more. Only the party that ends the task's
+    last run calls this: the worker, or whoever took it out of its queue.
+    """
+    record.fn = _ended
+    record.context = _NO_CONTEXT
+    record.resource = None
 
 
 # Shared and immutable: the first add_done_callback replaces it with a list.
@@ -146,7 +167,8 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
     """The future `TaskManager.submit` returns; it also records the task for the workers.
 
     Beyond the `concurrent.futures.Future` API it exposes `task_id`, `priority`, `once` and
-    `attempt`. `cancel()` on a queued task removes it from its queue at once.
+    `attempt`. `cancel()` on a queued task removes it from its queue at once. Managers make
+    them (see `new_task_future`); they are not meant to be constructed directly.
     """
 
     # Future's own state lives in slots too: no per-instance __dict__ (see _condition.py).
@@ -159,25 +181,10 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
         "_waiters",
         *_RECORD_SLOTS,
     )
-
-    def __init__(
-        self,
-        core: Core[Any],
-        fn: Callable[[Any], T],
-        task_id: int,
-        *,
-        priority: bool,
-        once: bool,
-        timeout: float | None = None,
-    ) -> None:
-        # Future.__init__ is replaced by its lean equivalent: same attributes, cheaper condition.
-        self._condition = FutureCondition()  # type: ignore[assignment]
-        self._state = PENDING
-        self._result: T | None = None
-        self._exception: BaseException | None = None
-        self._waiters: list[Any] = []
-        self._done_callbacks: list[Callable[[Future[T]], object]] = _NO_CALLBACKS
-        _init_record(self, core, fn, task_id, priority=priority, once=once, timeout=timeout)
+    _result: Any
+    _exception: BaseException | None
+    _waiters: list[Any]
+    _done_callbacks: list[Callable[[Future[Any]], object]]
 
     def cancel(self) -> bool:
         """Cancel the task if it has not started; a queued task leaves its queue at once."""
@@ -337,19 +344,6 @@ class AsyncTaskFuture(asyncio.Future[T], _RecordFields):
 
     __slots__ = _RECORD_SLOTS
 
-    def __init__(
-        self,
-        core: Core[Any],
-        fn: Callable[[Any], Any],
-        task_id: int,
-        *,
-        priority: bool,
-        once: bool,
-        timeout: float | None = None,
-    ) -> None:
-        super().__init__()
-        _init_record(self, core, fn, task_id, priority=priority, once=once, timeout=timeout)
-
     def cancel(self, msg: Any | None = None) -> bool:
         """Cancel the task: removed if queued, interrupted if running."""
         if self.done():
@@ -390,3 +384,41 @@ class AsyncTaskFuture(asyncio.Future[T], _RecordFields):
     def __repr__(self) -> str:
         state = "cancelled" if self.cancelled() else "done" if self.done() else "pending"
         return f"<AsyncTaskFuture id={self.task_id} {state}>"
+
+
+_new_object = object.__new__
+
+
+def new_task_future(  # noqa: PLR0917 - hot path: a positional call is cheaper
+    core: Core[Any],
+    fn: Callable[[Any], Any],
+    task_id: int,
+    priority: bool,
+    once: bool,
+    timeout: float | None,
+) -> TaskFuture[Any]:
+    """A queued `TaskFuture` for `fn`, made without `Future.__init__`'s costlier condition."""
+    record: TaskFuture[Any] = _new_object(TaskFuture)
+    record._condition = FutureCondition()  # type: ignore[assignment]
+    record._state = PENDING
+    record._result = None
+    record._exception = None
+    record._waiters = []
+    record._done_callbacks = _NO_CALLBACKS
+    _init_record(record, core, fn, task_id, priority, once, timeout)
+    return record
+
+
+def new_async_task_future(  # noqa: PLR0917 - hot path: a positional call is cheaper
+    loop: asyncio.AbstractEventLoop,
+    core: Core[Any],
+    fn: Callable[[Any], Any],
+    task_id: int,
+    priority: bool,
+    once: bool,
+    timeout: float | None,
+) -> AsyncTaskFuture[Any]:
+    """A queued `AsyncTaskFuture` for `fn`, on the manager's event `loop`."""
+    record: AsyncTaskFuture[Any] = AsyncTaskFuture(loop=loop)
+    _init_record(record, core, fn, task_id, priority, once, timeout)
+    return record

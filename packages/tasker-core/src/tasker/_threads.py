@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from tasker._core import Core
 from tasker._queue import EXIT
 from tasker._run_task import Call, Destroy, run_task_steps
-from tasker._task import TaskFuture, TaskRecord, call_in_scope, call_in_task
+from tasker._task import TaskRecord, call_in_scope, call_in_task, new_task_future
 from tasker._worker import Worker
 from tasker.errors import ResourceCreationError
 from tasker.executors import Executor
@@ -74,7 +74,7 @@ class ThreadRuntime:
         """A `queue.SimpleQueue`."""
         return SimpleQueue()
 
-    record_type = TaskFuture
+    new_record = staticmethod(new_task_future)
     """Thread tasks are `concurrent.futures.Future`s."""
 
     def spawn(self, core: Core[Any], worker: Worker, startup: _Startup | None = None) -> None:
