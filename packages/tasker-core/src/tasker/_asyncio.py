@@ -61,7 +61,8 @@ class _Channel:
     def put_nowait(self, item: object) -> None:
         """Add a token and wake one waiting `get`."""
         self._items.append(item)
-        self._wake_one()
+        if self._waiters:
+            self._wake_one()
 
     def _wake_one(self) -> None:
         waiters = self._waiters
@@ -154,18 +155,22 @@ def _start(task: TaskRecord[Any], resource: Any) -> tuple[bool, Any]:
 
     Returns `(True, result)` when it finished (a coroutine that never suspended, or a plain
     function), else `(False, awaitable)` to await for the rest. Cheap tasks thus complete with
-    no extra objects at all.
+    no extra objects at all, and enter the task's context once.
     """
-    context = task.context
-    if context.get(_CURRENT) is not task:
-        context.run(_CURRENT.set, task)
-    outcome = context.run(task.fn, resource)
+    return task.context.run(_first_step, task, resource)
+
+
+def _first_step(task: TaskRecord[Any], resource: Any) -> tuple[bool, Any]:
+    """`_start`, inside the task's context."""
+    if _CURRENT.get() is not task:
+        _CURRENT.set(task)
+    outcome = task.fn(resource)
     if type(outcome) is _COROUTINE:
         try:
-            yielded = context.run(outcome.send, None)
+            yielded = outcome.send(None)
         except StopIteration as done:
             return True, done.value
-        return False, _InContext(outcome, context, yielded)
+        return False, _InContext(outcome, task.context, yielded)
     if inspect.isawaitable(outcome):
         return False, outcome
     return True, outcome

@@ -58,10 +58,12 @@ class TaskQueue:
 
     def take(self) -> TaskRecord[Any] | None:
         """Pop the next task for a `TASK` token: priority first; `None` if it was removed."""
-        try:
-            return self._priority.popleft()
-        except IndexError:
-            pass
+        priority = self._priority
+        if priority:  # tested first: raising IndexError for every normal task costs more
+            try:
+                return priority.popleft()
+            except IndexError:  # another worker took the last one meanwhile
+                pass
         try:
             return self._main.popleft()
         except IndexError:
