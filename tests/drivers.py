@@ -45,10 +45,10 @@ class Managed(Generic[R]):
     def __init__(self, manager: TaskManager[R] | AsyncTaskManager[R]) -> None:
         self.manager = manager
 
-    def submit(self, fn: Callable[[R], Any], **options: Any) -> asyncio.Future[Any]:
+    def submit(self, fn: Callable[..., Any], *args: Any, **options: Any) -> asyncio.Future[Any]:
         if isinstance(self.manager, TaskManager):
-            return asyncio.wrap_future(self.manager.submit(fn, **options))
-        return self.manager.submit(fn, **options)
+            return asyncio.wrap_future(self.manager.submit(fn, *args, **options))
+        return self.manager.submit(fn, *args, **options)
 
     async def queue_task(self, fn: Callable[[R], Any]) -> Any:
         return await self.submit(fn)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, assert_type
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, assert_type
 
 import pytest
 import uvloop
@@ -374,9 +375,30 @@ class TestTyping:
             assert type(future).__name__ == AsyncTaskFuture.__name__
             assert_type(await future, int)
             assert_type(await manager.queue_task(answer), int)
+
+            async def label(_: None, name: str, n: int) -> str:
+                return f"{name}-{n}"
+
+            labelled = manager.submit(label, "job", 3)
+            assert_type(labelled, asyncio.Future[str])
+            assert await labelled == "job-3"
+            if TYPE_CHECKING:  # arguments are checked against the task's signature
+                manager.submit(label, 3, "job")  # type: ignore[arg-type]
+                manager.submit(label, "job")  # type: ignore[arg-type]
             await manager.stop()
 
         run(main)
+
+    def test_thread_submit_types_its_extra_arguments(self) -> None:
+        def label(_: None, name: str, n: int) -> str:
+            return f"{name}-{n}"
+
+        with TaskManager.builder().build() as manager:
+            future = manager.submit(label, "job", 3, priority=True)
+            assert_type(future, Future[str])
+            assert future.result(10) == "job-3"
+            if TYPE_CHECKING:
+                manager.submit(label, 3, "job")  # type: ignore[arg-type]
 
     def test_an_async_builder_refuses_thread_executors(self) -> None:
         with pytest.raises(ValueError, match="asyncio executor"):

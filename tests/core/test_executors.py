@@ -303,6 +303,30 @@ async def test_the_submitters_contextvars_are_visible(driver: Driver) -> None:
 
 
 @each_executor
+async def test_extra_arguments_follow_the_resource(driver: Driver) -> None:
+    resources = Resources()
+    managed = await driver.build(builder(resources))
+
+    def body(resource: Resource, name: str, n: int) -> tuple[int, str, int]:
+        return resource.rid, name, n
+
+    if driver.kind == "thread":
+        task: Any = body
+    else:
+
+        async def task(resource: Resource, name: str, n: int) -> tuple[int, str, int]:
+            return body(resource, name, n)
+
+    assert await managed.submit(task, "a", 1) == (resources.created[0].rid, "a", 1)
+    assert await managed.submit(task, "b", 2, priority=True, once=True) == (
+        resources.created[0].rid,
+        "b",
+        2,
+    )
+    assert await managed.stop(10)
+
+
+@each_executor
 async def test_metrics_count_every_outcome(driver: Driver) -> None:
     managed = await driver.build(builder(Resources(), workers=2))
     for _ in range(5):

@@ -164,7 +164,8 @@ def _first_step(task: TaskRecord[Any], resource: Any) -> tuple[bool, Any]:
     """`_start`, inside the task's context."""
     if _CURRENT.get() is not task:
         _CURRENT.set(task)
-    outcome = task.fn(resource)
+    args = task.args
+    outcome = task.fn(resource, *args) if args else task.fn(resource)
     if type(outcome) is _COROUTINE:
         try:
             yielded = outcome.send(None)

@@ -69,7 +69,7 @@ class Runtime(Protocol):
     def new_record(self) -> Callable[..., TaskRecord[Any]]:
         """Make a task record (a future) of the runtime's kind.
 
-        Called as `(core, fn, task_id, priority, once, timeout)`.
+        Called as `(core, fn, args, task_id, priority, once, timeout)`.
         """
         ...
 
@@ -161,13 +161,13 @@ class Core(Generic[R]):
 
     def submit(
         self,
-        fn: Callable[[R], Any],
-        *,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
         priority: bool,
         once: bool,
-        timeout: float | None = None,
+        timeout: float | None,
     ) -> TaskRecord[Any]:
-        """Queue a task; raise at once if the manager does not accept work."""
+        """Queue `fn(resource, *args)`; raise at once if the manager does not accept work."""
         if not callable(fn):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
         if not self.accepting:
@@ -176,7 +176,7 @@ class Core(Generic[R]):
             timeout = self.config.timeout
         elif isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        task = self._new_record(self, fn, next(self._task_ids), priority, once, timeout)
+        task = self._new_record(self, fn, args, next(self._task_ids), priority, once, timeout)
         self.metrics_collector.record_arrival(task)
         if self.extra is not None:
             self.extra.record_arrival(task)
@@ -450,7 +450,7 @@ class Core(Generic[R]):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
         if self.closing or self.killed:
             raise self.refusal()
-        task = self._new_record(self, fn, next(self._task_ids), False, once, None)
+        task = self._new_record(self, fn, (), next(self._task_ids), False, once, None)
         task.set_running_or_notify_cancel()
         self.record_arrival(task)
         return task

@@ -36,7 +36,8 @@ _CURRENT: contextvars.ContextVar[TaskRecord[Any] | None] = contextvars.ContextVa
 class TaskRecord(Protocol[T_co]):
     """What the engine needs of a task, whichever executor runs it."""
 
-    fn: Callable[[Any], Any]
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
     task_id: int
     timeout: float | None
     priority: bool
@@ -81,6 +82,7 @@ _ENDED = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
 # what both kinds of record carry, besides their future's own state
 _RECORD_SLOTS = (
     "_core",
+    "args",
     "attempt",
     "cancel_requested",
     "context",
@@ -101,7 +103,8 @@ class _RecordFields:
 
     __slots__ = ()
     _core: Core[Any]
-    fn: Callable[[Any], Any]
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
     task_id: int
     priority: bool
     once: bool
@@ -118,7 +121,8 @@ class _RecordFields:
 def _init_record(  # noqa: PLR0917 - hot path: a positional call is cheaper
     record: Any,  # a subclass of _RecordFields, which declares the slots
     core: Core[Any],
-    fn: Callable[[Any], Any],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
     task_id: int,
     priority: bool,
     once: bool,
@@ -127,6 +131,7 @@ def _init_record(  # noqa: PLR0917 - hot path: a positional call is cheaper
     """Fill the `_RECORD_SLOTS` of a new record: queued now, in the caller's context."""
     record._core = core
     record.fn = fn
+    record.args = args
     record.task_id = task_id
     record.priority = priority
     record.once = once
@@ -155,6 +160,7 @@ def release(record: TaskRecord[Any]) -> None:
     last run calls this: the worker, or whoever took it out of its queue.
     """
     record.fn = _ended
+    record.args = ()
     record.context = _NO_CONTEXT
     record.resource = None
 
@@ -247,7 +253,8 @@ def call_in_task(task: TaskRecord[Any], resource: Any) -> Any:
     """Run the task's function on `resource` with `current_task()` pointing at it."""
     token = _CURRENT.set(task)
     try:
-        return task.fn(resource)
+        args = task.args
+        return task.fn(resource, *args) if args else task.fn(resource)
     finally:
         _CURRENT.reset(token)
 
@@ -391,13 +398,17 @@ _new_object = object.__new__
 
 def new_task_future(  # noqa: PLR0917 - hot path: a positional call is cheaper
     core: Core[Any],
-    fn: Callable[[Any], Any],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
     task_id: int,
     priority: bool,
     once: bool,
     timeout: float | None,
 ) -> TaskFuture[Any]:
-    """A queued `TaskFuture` for `fn`, made without `Future.__init__`'s costlier condition."""
+    """A queued `TaskFuture` for `fn(resource, *args)`.
+
+    Made without `Future.__init__`, whose condition costs more than the lean one used here.
+    """
     record: TaskFuture[Any] = _new_object(TaskFuture)
     record._condition = FutureCondition()  # type: ignore[assignment]
     record._state = PENDING
@@ -405,20 +416,21 @@ def new_task_future(  # noqa: PLR0917 - hot path: a positional call is cheaper
     record._exception = None
     record._waiters = []
     record._done_callbacks = _NO_CALLBACKS
-    _init_record(record, core, fn, task_id, priority, once, timeout)
+    _init_record(record, core, fn, args, task_id, priority, once, timeout)
     return record
 
 
 def new_async_task_future(  # noqa: PLR0917 - hot path: a positional call is cheaper
     loop: asyncio.AbstractEventLoop,
     core: Core[Any],
-    fn: Callable[[Any], Any],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
     task_id: int,
     priority: bool,
     once: bool,
     timeout: float | None,
 ) -> AsyncTaskFuture[Any]:
-    """A queued `AsyncTaskFuture` for `fn`, on the manager's event `loop`."""
+    """A queued `AsyncTaskFuture` for `fn(resource, *args)`, on the manager's event `loop`."""
     record: AsyncTaskFuture[Any] = AsyncTaskFuture(loop=loop)
-    _init_record(record, core, fn, task_id, priority, once, timeout)
+    _init_record(record, core, fn, args, task_id, priority, once, timeout)
     return record

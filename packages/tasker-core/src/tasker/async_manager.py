@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
 
 from tasker._asyncio import AsyncRuntime
 from tasker._facade import ManagerBase
@@ -18,6 +18,7 @@ __all__ = ["AsyncTaskManager"]
 
 R = TypeVar("R")
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 class AsyncTaskManager(ManagerBase[R]):
@@ -47,14 +48,17 @@ class AsyncTaskManager(ManagerBase[R]):
 
     def submit(
         self,
-        fn: Callable[[R], Awaitable[T]],
-        *,
+        fn: Callable[[R, *Ts], Awaitable[T]],
+        /,
+        *args: *Ts,
         priority: bool = False,
         once: bool = False,
         timeout: float | None = None,
     ) -> asyncio.Future[T]:
-        """Queue `fn(resource)` and return an awaitable future for its outcome.
+        """Queue `fn(resource, *args)` and return an awaitable future for its outcome.
 
+        Extra positional `args` follow the resource: `submit(fetch, url)` runs
+        `fetch(resource, url)`, with no `lambda` or `partial` to allocate.
         Cancelling the future cancels the task: a queued one leaves its queue, a running one
         gets `CancelledError` inside while its worker carries on. `timeout` (seconds, default
         the builder's `with_timeout`) cancels an attempt that runs longer; the caller then
@@ -65,7 +69,7 @@ class AsyncTaskManager(ManagerBase[R]):
             ManagerBrokenError: no worker could be kept alive.
         """
         self._runtime.check_loop()
-        return self._core.submit(fn, priority=priority, once=once, timeout=timeout)  # type: ignore[return-value]
+        return self._core.submit(fn, args, priority, once, timeout)  # type: ignore[return-value]
 
     async def queue_task(self, fn: Callable[[R], Awaitable[T]]) -> T:
         """Queue `fn(resource)` and return its result (or raise its exception)."""

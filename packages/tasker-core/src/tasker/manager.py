@@ -6,7 +6,7 @@ import concurrent.futures
 from collections.abc import Callable
 from concurrent.futures import Future
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple
 
 from tasker._facade import ManagerBase
 from tasker._threads import ThreadRuntime, thread_owner
@@ -20,6 +20,7 @@ __all__ = ["TaskManager"]
 R = TypeVar("R")
 T = TypeVar("T")
 P = ParamSpec("P")
+Ts = TypeVarTuple("Ts")
 
 
 class TaskManager(ManagerBase[R]):
@@ -51,16 +52,19 @@ class TaskManager(ManagerBase[R]):
 
     def submit(
         self,
-        fn: Callable[[R], T],
-        *,
+        fn: Callable[[R, *Ts], T],
+        /,
+        *args: *Ts,
         priority: bool = False,
         once: bool = False,
         timeout: float | None = None,
     ) -> Future[T]:
-        """Queue `fn(resource)` and return a future for its outcome.
+        """Queue `fn(resource, *args)` and return a future for its outcome.
 
         Args:
-            fn: the task; it receives the worker's resource.
+            fn: the task; it receives the worker's resource, then `args`.
+            *args: more positional arguments for `fn`: `submit(fetch, url)` runs
+                `fetch(resource, url)`, with no `lambda` or `partial` to allocate.
             priority: queue it ahead of every normal task.
             once: never run it twice, even when its worker turns unhealthy.
             timeout: seconds an attempt may run (default: the builder's `with_timeout`). When
@@ -72,7 +76,7 @@ class TaskManager(ManagerBase[R]):
             ManagerClosedError: the manager was stopped or killed.
             ManagerBrokenError: no worker could be kept alive (see `with_backoff`).
         """
-        return self._core.submit(fn, priority=priority, once=once, timeout=timeout)  # type: ignore[return-value]
+        return self._core.submit(fn, args, priority, once, timeout)  # type: ignore[return-value]
 
     def queue_task(self, fn: Callable[[R], T]) -> T:
         """Queue `fn(resource)`, wait for it, and return its result or raise its exception.
@@ -81,15 +85,15 @@ class TaskManager(ManagerBase[R]):
         `RetriesExhaustedError` is raised. Interrupting the wait cancels the task if it has not
         started yet.
         """
-        return _wait(self.submit(fn, priority=False, once=False))
+        return _wait(self.submit(fn))
 
     def queue_task_with_priority(self, fn: Callable[[R], T]) -> T:
         """Like `queue_task`, ahead of every normal task."""
-        return _wait(self.submit(fn, priority=True, once=False))
+        return _wait(self.submit(fn, priority=True))
 
     def queue_task_once(self, fn: Callable[[R], T]) -> T:
         """Like `queue_task`, but never run twice: an unhealthy failure is raised, not retried."""
-        return _wait(self.submit(fn, priority=False, once=True))
+        return _wait(self.submit(fn, once=True))
 
     def queue_task_with_priority_once(self, fn: Callable[[R], T]) -> T:
         """Priority and at-most-once together."""
