@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import threading
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -65,14 +65,90 @@ def test_heavy_tailed_distributions(seed: int, shape: str) -> None:
         assert abs(got - want) <= 0.01 * want
 
 
+# values of every kind: tiny, huge, zero, negative, infinite, and whatever floats hypothesis finds
+any_values = st.lists(
+    st.one_of(
+        st.floats(min_value=1e-6, max_value=1e3),
+        st.floats(allow_nan=False),
+        st.sampled_from([0.0, -0.0, 1e-12, 86_400.0, 1e6, 3.5e38, math.inf]),
+    ),
+    min_size=1,
+    max_size=600,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(any_values, st.sampled_from([0.0, 0.01, 0.5, 0.9, 0.99, 1.0]))
+def test_add_many_is_add_in_bulk_and_within_one_percent(values: list[float], q: float) -> None:
+    one, bulk = QuantileSketch(), QuantileSketch()
+    for v in values:
+        one.add(v)
+    bulk.add_many(values[:7])
+    bulk.add_many(values[7:])
+    assert one.count == bulk.count == len(values)
+    assert one.quantile(q) == bulk.quantile(q)
+    assert (one.min, one.max) == (bulk.min, bulk.max) == (min(values), max(values))
+    want = exact(values, q)
+    got = bulk.quantile(q)
+    if 1e-9 <= want <= 86_400:
+        assert abs(got - want) <= 0.01 * want
+    elif abs(got - want) > 0.01 * abs(want):  # beyond the range, up to the nearest end of it
+        assert got == (1e-9 if want < 1e-9 else 86_400.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.floats(min_value=1e-6, max_value=1e3), min_size=1, max_size=300),
+    st.sampled_from([0.3, 0.05, 0.003, 0.0005]),
+)
+def test_every_accuracy_holds_its_bound(values: list[float], accuracy: float) -> None:
+    sketch = QuantileSketch(accuracy)
+    assert sketch.relative_accuracy <= accuracy
+    sketch.add_many(values)
+    for q in (0.0, 0.5, 0.99, 1.0):
+        want = exact(values, q)
+        assert abs(sketch.quantile(q) - want) <= sketch.relative_accuracy * want
+
+
 class TestSketch:
     def test_memory_does_not_grow_with_the_count(self) -> None:
-        sketch = QuantileSketch()
+        tracemalloc.start()
+        try:
+            sketch = QuantileSketch()
+            allocated = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
         size = sketch.nbytes
-        for i in range(200_000):
-            sketch.add((i % 997 + 1) * 1e-5)
-        assert sketch.nbytes == size <= 32 * 1024
-        assert sys.getsizeof(sketch._counts) <= 32 * 1024
+        assert size <= allocated <= 32 * 1024  # the buckets and every object holding them
+        values = [(i % 997 + 1) * 1e-5 for i in range(200_000)]
+        for v in values:
+            sketch.add(v)
+        sketch.add_many([1e-3] * 100_000)  # one bucket's byte wraps hundreds of times
+        values += [1e-3] * 100_000
+        assert sketch.nbytes == size
+        assert sketch.count == 300_000
+        for q in (0.1, 0.5, 0.9, 1.0):
+            assert sketch.quantile(q) == pytest.approx(exact(values, q), rel=0.01)
+
+    def test_counts_past_a_byte_and_past_32_bits(self) -> None:
+        sketch = QuantileSketch()
+        sketch.add_many([0.5] * 1000 + [2.0] * 10)
+        assert sketch.quantiles((0.5, 0.995, 1.0)) == pytest.approx([0.5, 2.0, 2.0], rel=0.01)
+        # a bucket that has carried 2**32 times (2**40 values) widens its carry counts
+        index = max(range(len(sketch._high)), key=sketch._high.__getitem__)
+        sketch._high[index] = 2**32 - 1
+        sketch.add_many([0.5] * 256)
+        assert sketch._high.typecode == "Q"
+        assert sketch._high[index] == 2**32
+
+    def test_values_outside_the_range(self) -> None:
+        sketch = QuantileSketch()
+        sketch.add_many([-1.0, 0.0, 1e-12, math.nan, math.inf, 1e300, -1e300, 5.0])
+        assert sketch.count == 8
+        assert sketch.quantiles((0.0, 0.5, 0.6, 1.0)) == pytest.approx(
+            [1e-9, 1e-9, 5.0, 86_400.0], rel=0.01
+        )
+        assert (sketch.min, sketch.max) == (-1e300, math.inf)
 
     def test_empty_sketch_and_bad_quantiles(self) -> None:
         sketch = QuantileSketch()
@@ -87,6 +163,30 @@ class TestSketch:
         a.merge(b)
         assert a.count == 100
         assert abs(a.quantile(0.5) - 0.050) <= 0.01 * 0.050
+        assert (a.min, a.max) == (0.001, 0.1)
+
+    def test_merge_carries_like_recording_everything_in_one(self) -> None:
+        rng = random.Random(7)
+        values = [rng.lognormvariate(-9, 1) for _ in range(20_000)] + [1e-4] * 700
+        a, b, whole = QuantileSketch(), QuantileSketch(), QuantileSketch()
+        a.add_many(values[::2])
+        b.add_many(values[1::2])
+        whole.add_many(values)
+        a.merge(b)
+        assert (a._low, a._high, a._carries) == (whole._low, whole._high, whole._carries)
+        with pytest.raises(ValueError, match="same parameters"):
+            a.merge(QuantileSketch(0.05))
+
+    def test_clear(self) -> None:
+        sketch = QuantileSketch()
+        sketch.add_many([0.001] * 1000)
+        sketch.clear()
+        assert sketch.count == 0
+        assert math.isnan(sketch.quantile(0.5))
+        assert math.isnan(sketch.min)
+        sketch.add(0.25)
+        assert sketch.quantile(0.5) == pytest.approx(0.25, rel=0.01)
+        assert sketch.min == sketch.max == 0.25
 
 
 class TestCollector:
