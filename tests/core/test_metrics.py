@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import threading
 import tracemalloc
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasker import InMemoryCollector, QuantileSketch, TaskManager
-from tasker.metrics import COMPLETED, FAILED, RETRIED
+from tasker.metrics import _BACKLOG, COMPLETED, FAILED, RETRIED
 
 
 class FakeClock:
@@ -267,6 +268,100 @@ class TestCollector:
             t.join()
         m = c.metrics()
         assert m.total_tasks_arrived == m.total_tasks_completed == 20_000
+
+    def test_threads_recording_and_reading_at_once_lose_no_event(self) -> None:
+        # every duration is a multiple of 2**-10 s, so every sum is exact in any order
+        threads, attempts = 6, 15_000
+        c = InMemoryCollector()
+        start = threading.Barrier(threads + 2)
+        done = threading.Event()
+
+        def record(t: int) -> None:
+            start.wait()
+            for i in range(attempts):
+                c.record_arrival(Info())
+                execution = (t * attempts + i + 1) / 1024
+                c.record_attempt(i / 1024, execution, (COMPLETED, FAILED, RETRIED)[i % 3])
+                if i % 10 == 0:
+                    c.record_start(Info(), 1 / 1024)
+                    c.record_completion(Info(), 1 / 1024)
+                    c.record_failure(Info(), 2 / 1024, ValueError())
+                    c.record_retry(Info(), ValueError())
+
+        def read() -> None:  # queries fold too, racing with the recorders' folds
+            start.wait()
+            while not done.is_set():
+                c.metrics()
+                c.rates()
+
+        workers = [threading.Thread(target=record, args=(t,)) for t in range(threads)]
+        readers = [threading.Thread(target=read) for _ in range(2)]
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch threads as often as possible
+        try:
+            for thread in workers + readers:
+                thread.start()
+            for thread in workers:
+                thread.join()
+        finally:
+            done.set()
+            for thread in readers:
+                thread.join()
+            sys.setswitchinterval(switch)
+        m = c.metrics()
+
+        extra = threads * len(range(0, attempts, 10))  # each of the four protocol calls
+        per_outcome = threads * attempts // 3
+        assert m.total_tasks_arrived == threads * attempts
+        assert m.total_tasks_completed == per_outcome + extra
+        assert m.total_tasks_failed == per_outcome + extra
+        assert m.total_tasks_retried == per_outcome + extra
+        executions = [
+            (t * attempts + i + 1) / 1024
+            for t in range(threads)
+            for i in range(attempts)
+            if i % 3 != 2
+        ] + [1 / 1024, 2 / 1024] * extra
+        waits = [i / 1024 for _ in range(threads) for i in range(attempts)] + [1 / 1024] * extra
+        assert m.min_execution_time == 1 / 1024
+        assert m.max_execution_time == max(executions)
+        assert m.average_execution_time == sum(executions) / len(executions)
+        assert m.average_wait_time == sum(waits) / len(waits)
+        assert m.p50_execution_time == pytest.approx(exact(executions, 0.5), rel=0.01)
+        assert m.p99_wait_time == pytest.approx(exact(waits, 0.99), rel=0.01)
+
+    def test_buffers_stay_bounded_while_a_fold_is_under_way(self) -> None:
+        c = InMemoryCollector()
+        held, release = threading.Event(), threading.Event()
+
+        def fold_for_long() -> None:  # stands for a folding thread the GIL has paused
+            with c._lock:
+                held.set()
+                release.wait()
+
+        holder = threading.Thread(target=fold_for_long)
+        holder.start()
+        held.wait()
+        for _ in range(_BACKLOG - 1):  # every batch finds the fold busy: the buffers grow
+            c.record_attempt(0.001, 0.002, COMPLETED)
+        assert len(c._waits) == len(c._completions) == _BACKLOG - 1
+        release.set()
+        c.record_attempt(0.001, 0.002, COMPLETED)  # the backlog is full: wait, then fold
+        holder.join()
+        assert c._waits == c._completions == []
+        assert c.metrics().total_tasks_completed == _BACKLOG
+
+    def test_buffers_are_folded_by_queries(self) -> None:
+        c = InMemoryCollector()
+        c.record_attempt(0.002, 0.004, COMPLETED)
+        c.record_attempt(0.001, 0.008, FAILED)
+        c.record_arrival(Info())
+        m = c.metrics()  # well under one batch: the query folds them
+        assert (m.total_tasks_arrived, m.total_tasks_completed, m.total_tasks_failed) == (1, 1, 1)
+        assert (m.min_execution_time, m.max_execution_time) == (0.004, 0.008)
+        assert m.average_wait_time == pytest.approx(0.0015)
+        empty = InMemoryCollector().metrics()
+        assert (empty.min_execution_time, empty.max_execution_time) == (0.0, 0.0)
 
 
 class TestManagerMetrics:

@@ -7,13 +7,12 @@ computed over a sliding window of recent counts, never over the manager's whole 
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from tasker.sketch import QuantileSketch
 
@@ -27,7 +26,9 @@ __all__ = [
     "TaskMetrics",
 ]
 
-_BATCH = 256  # durations buffered before they are folded into the sketches
+_BATCH = 256  # events buffered before they are folded into the sketches and totals
+_BACKLOG = 8 * _BATCH  # events buffered at most while a fold is under way (about)
+_T = TypeVar("_T")
 
 COMPLETED = 0
 """`record_attempt` outcome: the task succeeded."""
@@ -123,6 +124,10 @@ class TaskMetrics:
 class InMemoryCollector:
     """The default collector: aggregates in bounded memory and answers `metrics()` cheaply.
 
+    Recording takes no lock: each event is one `list.append`, which is atomic (with or without
+    the GIL), and the buffered events are folded into the sketches and the totals in batches,
+    by whichever recorder fills a buffer and finds no fold under way (or by a query).
+
     Args:
         window: length in seconds of the sliding window over which arrival and completion rates
             are measured.
@@ -131,22 +136,24 @@ class InMemoryCollector:
     """
 
     __slots__ = (
+        "_arrivals",
         "_arrived",
         "_clock",
         "_completed",
+        "_completions",
         "_exec",
-        "_exec_max",
-        "_exec_min",
         "_exec_sum",
         "_failed",
+        "_failures",
+        "_limit",
         "_lock",
-        "_new_exec",
-        "_new_wait",
         "_resolution",
         "_retried",
+        "_retries",
         "_samples",
         "_wait",
         "_wait_sum",
+        "_waits",
         "_window",
     )
 
@@ -159,24 +166,28 @@ class InMemoryCollector:
     ) -> None:
         if not window > 0:
             raise ValueError(f"window must be > 0 seconds, got {window!r}")
+        # held to fold, and to read the totals; never to record
         self._lock = threading.Lock()
         self._clock = clock
         self._window = window
         self._resolution = window / 10
         self._exec = QuantileSketch(relative_accuracy)
         self._wait = QuantileSketch(relative_accuracy)
+        # what the buffers held, once folded
         self._exec_sum = 0.0
-        self._exec_min = math.inf
-        self._exec_max = 0.0
         self._wait_sum = 0.0
-        # durations not yet in the sketches: folded in batches (cheaper per value), at most
-        # _BATCH of them, so memory stays bounded
-        self._new_exec: list[float] = []
-        self._new_wait: list[float] = []
         self._arrived = 0
         self._completed = 0
         self._failed = 0
         self._retried = 0
+        # events not folded yet, a batch or so of each: recorders only ever append, and
+        # a fold removes the items it has read from the front, so no append is ever lost
+        self._waits: list[float] = []
+        self._completions: list[float] = []  # execution times of successes
+        self._failures: list[float] = []  # execution times of failures
+        self._retries: list[None] = []
+        self._arrivals: list[None] = []
+        self._limit = _BATCH  # the buffer length at which a recorder folds
         # (time, arrived, finished) every `resolution` seconds at most: the sliding window
         self._samples: deque[tuple[float, int, int]] = deque([(clock(), 0, 0)], maxlen=12)
 
@@ -187,75 +198,90 @@ class InMemoryCollector:
 
     def record_arrival(self, task: TaskInfo) -> None:
         """Count one submitted task."""
-        with self._lock:
-            self._arrived += 1
+        arrivals = self._arrivals
+        arrivals.append(None)
+        if len(arrivals) >= self._limit:
+            self._fold_unless_busy()
 
     def record_attempt(self, wait_time: float, execution_time: float, outcome: int) -> None:
         """Record a whole attempt at once: its wait, its run and how it ended.
 
         `outcome` is `COMPLETED`, `FAILED` or `RETRIED`. Equivalent to `record_start` followed by
-        `record_completion`, `record_failure` or `record_retry`, with one lock round trip
-        instead of two: the manager's hot path uses it.
+        `record_completion`, `record_failure` or `record_retry`, in one call: the manager's hot
+        path uses it.
         """
-        with self._lock:
-            waits = self._new_wait
-            waits.append(wait_time)
-            if outcome == COMPLETED:
-                self._completed += 1
-                self._new_exec.append(execution_time)
-            elif outcome == FAILED:
-                self._failed += 1
-                self._new_exec.append(execution_time)
-            else:
-                self._retried += 1
-            if len(waits) >= _BATCH:
-                self._fold()
+        waits = self._waits
+        waits.append(wait_time)
+        if outcome == COMPLETED:
+            self._completions.append(execution_time)
+        elif outcome == FAILED:
+            self._failures.append(execution_time)
+        else:
+            self._retries.append(None)
+        # every attempt adds one wait: this bounds the other buffers too
+        if len(waits) >= self._limit:
+            self._fold_unless_busy()
 
     def record_start(self, task: TaskInfo, wait_time: float) -> None:
         """Record how long an attempt waited in the queue."""
-        with self._lock:
-            self._new_wait.append(wait_time)
-            if len(self._new_wait) >= _BATCH:
-                self._fold()
+        self._buffer(self._waits, wait_time)
 
     def record_completion(self, task: TaskInfo, execution_time: float) -> None:
         """Count one success and record its execution time."""
-        with self._lock:
-            self._completed += 1
-            self._add_execution(execution_time)
+        self._buffer(self._completions, execution_time)
 
     def record_failure(self, task: TaskInfo, execution_time: float, error: BaseException) -> None:
         """Count one failure and record its execution time."""
-        with self._lock:
-            self._failed += 1
-            self._add_execution(execution_time)
+        self._buffer(self._failures, execution_time)
 
     def record_retry(self, task: TaskInfo, error: BaseException) -> None:
         """Count one retry."""
-        with self._lock:
-            self._retried += 1
+        retries = self._retries
+        retries.append(None)
+        if len(retries) >= self._limit:
+            self._fold_unless_busy()
 
-    def _add_execution(self, execution_time: float) -> None:
-        self._new_exec.append(execution_time)
-        if len(self._new_exec) >= _BATCH:
+    def _buffer(self, buffer: list[float], duration: float) -> None:
+        buffer.append(duration)
+        if len(buffer) >= self._limit:
+            self._fold_unless_busy()
+
+    def _fold_unless_busy(self) -> None:
+        """Fold, unless another thread is folding or reading: the next fold drains the rest.
+
+        While busy, the buffers may grow a batch at a time, so that recorders do not all try
+        again on every event; past `_BACKLOG`, the fold under way is stalled (its thread is
+        waiting for the GIL) and the recorder waits for it rather than let the buffers grow.
+        """
+        lock = self._lock
+        if not lock.acquire(blocking=False):
+            if self._limit < _BACKLOG:
+                self._limit += _BATCH  # a lost update only makes the next try come sooner
+                return
+            lock.acquire()
+        try:
             self._fold()
+        finally:
+            lock.release()
 
     def _fold(self) -> None:
-        """Move the buffered durations into the sketches and the exact sums (lock held)."""
-        executions, waits = self._new_exec, self._new_wait
-        if executions:
-            self._exec.add_many(executions)
-            self._exec_sum += sum(executions)
-            low, high = min(executions), max(executions)
-            if low < self._exec_min:
-                self._exec_min = low
-            if high > self._exec_max:
-                self._exec_max = high
-            executions.clear()
+        """Move the buffered events into the sketches and the totals (lock held)."""
+        waits = _drain(self._waits)
         if waits:
             self._wait.add_many(waits)
             self._wait_sum += sum(waits)
-            waits.clear()
+        completions = _drain(self._completions)
+        failures = _drain(self._failures)
+        self._completed += len(completions)
+        self._failed += len(failures)
+        executions = completions + failures if failures else completions
+        if executions:
+            self._exec.add_many(executions)
+            self._exec_sum += sum(executions)
+        self._retried += len(_drain(self._retries))
+        self._arrived += len(_drain(self._arrivals))
+        # the next recorder to find a batch buffered folds it (what came during this fold too)
+        self._limit = _BATCH
 
     def rates(self, window: float | None = None) -> tuple[float, float]:
         """Return `(arrival_rate, completion_rate)` in tasks/second over the recent `window`.
@@ -270,10 +296,12 @@ class InMemoryCollector:
         if window is None:
             window = self._window
         now = self._clock()
-        finished = self._completed + self._failed
+        # the totals so far: folded, plus what the buffers hold (no fold runs: the lock is ours)
+        arrived = self._arrived + len(self._arrivals)
+        finished = self._completed + self._failed + len(self._completions) + len(self._failures)
         samples = self._samples
         if now - samples[-1][0] >= self._resolution:
-            samples.append((now, self._arrived, finished))
+            samples.append((now, arrived, finished))
         # the newest sample at least one window old, else the oldest we have
         then, arrived0, finished0 = samples[0]
         for sample in samples:
@@ -283,25 +311,26 @@ class InMemoryCollector:
         elapsed = now - then
         if elapsed <= 0:
             return 0.0, 0.0
-        return (self._arrived - arrived0) / elapsed, (finished - finished0) / elapsed
+        return (arrived - arrived0) / elapsed, (finished - finished0) / elapsed
 
     def metrics(self) -> TaskMetrics:
-        """Return a consistent snapshot of everything recorded so far."""
+        """Return a snapshot of everything recorded before the call."""
         with self._lock:
             self._fold()
             arrival_rate, completion_rate = self._rates_locked()
             measured = self._exec.count
             waited = self._wait.count
+            low, high = (self._exec.min, self._exec.max) if measured else (0.0, 0.0)
             e50, e95, e99 = self._exec.quantiles((0.5, 0.95, 0.99)) if measured else (0.0,) * 3
             w50, w95, w99 = self._wait.quantiles((0.5, 0.95, 0.99)) if waited else (0.0,) * 3
             done = self._completed + self._failed
             return TaskMetrics(
                 average_execution_time=self._exec_sum / measured if measured else 0.0,
-                min_execution_time=self._exec_min if measured else 0.0,
-                max_execution_time=self._exec_max,
-                p50_execution_time=min(max(e50, self._exec_min), self._exec_max),
-                p95_execution_time=min(max(e95, self._exec_min), self._exec_max),
-                p99_execution_time=min(max(e99, self._exec_min), self._exec_max),
+                min_execution_time=low,
+                max_execution_time=high,
+                p50_execution_time=min(max(e50, low), high),
+                p95_execution_time=min(max(e95, low), high),
+                p99_execution_time=min(max(e99, low), high),
                 average_wait_time=self._wait_sum / waited if waited else 0.0,
                 p50_wait_time=w50,
                 p95_wait_time=w95,
@@ -315,3 +344,11 @@ class InMemoryCollector:
                 success_rate=self._completed / done if done else 0.0,
                 failure_rate=self._failed / done if done else 0.0,
             )
+
+
+def _drain(buffer: list[_T]) -> list[_T]:
+    """Remove and return the items `buffer` holds now; items appended meanwhile stay."""
+    n = len(buffer)
+    items = buffer[:n]
+    del buffer[:n]
+    return items
