@@ -10,7 +10,10 @@ b. Latency of one blocking call: 10k sequential `ex.submit(f).result()` vs `m.qu
 c. Blocking tasks: 20k x `time.sleep(0.001)` on 16 workers; wall time against the ideal
    N x 1 ms / 16, and against the same ideal using the sleep actually measured on this machine.
 d. Percentiles of 1e6 durations (p95 and p99): keep every duration in a list and sort a copy per
-   query (how the Go tasker computes them, reimplemented below) vs `tasker.QuantileSketch`.
+   query (how the Go tasker computes them, reimplemented below) vs `tasker.QuantileSketch`; then
+   the built-in collector's hot path, the same durations as 5e5 attempts (a wait and a run each)
+   through `InMemoryCollector.record_attempt`, from one thread and from four at once, then
+   `metrics()`; recording is reported per duration.
 e. Asyncio throughput: 100k trivial coroutines (x + 1) on 4 workers, submit every task then
    await every result; a hand-written pool of 4 worker tasks on one `asyncio.Queue` (the
    baseline) vs `asyncio.gather` with an `asyncio.Semaphore(4)` vs `AsyncTaskManager`, and the
@@ -63,7 +66,16 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-from tasker import AsyncTaskManager, QuantileSketch, TaskInfo, TaskManager, hookimpl, hookspecs
+from tasker import (
+    AsyncTaskManager,
+    InMemoryCollector,
+    QuantileSketch,
+    TaskInfo,
+    TaskManager,
+    hookimpl,
+    hookspecs,
+)
+from tasker.metrics import COMPLETED
 
 HERE = Path(__file__).resolve().parent
 
@@ -110,6 +122,7 @@ SLEEP_WORKERS = 16
 SLEEP = 0.001
 QUANTILES = (0.95, 0.99)
 SKETCH_QUERY_REPS = 200
+COLLECTOR_THREADS = 4
 ASYNC_TRIVIAL_WORKERS = 4
 ASYNC_SLEEP_WORKERS = 64
 
@@ -121,6 +134,11 @@ TARGET_SLEEP_WALL = 1.10
 TARGET_ASYNC_VS_QUEUE = 2.0
 TARGET_ASYNC_VS_GATHER = 0.3
 TARGET_ASYNC_SLEEP_WALL = 1.3
+# targets: absolute figures of the percentile sketch and the collector
+TARGET_RECORD_NS = 150.0  # per duration recorded through the collector
+TARGET_QUERY_US = 50.0
+TARGET_SKETCH_BYTES = 32 * 1024
+TARGET_ERROR = 0.01
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -397,6 +415,103 @@ def _retained(make: Callable[[], SortingRecorder | QuantileSketch], sizes: Sizes
     finally:
         tracemalloc.stop()
     del store
+    return {"retained_bytes": float(retained)}
+
+
+@cache
+def _attempts(n: int) -> tuple[array[float], array[float]]:
+    """The `n` durations as `n // 2` attempts: a wait and an execution time each."""
+    data = _durations(n)
+    return data[0::2], data[1::2]
+
+
+@cache
+def _exact_executions(n: int) -> tuple[float, ...]:
+    return tuple(_order_stats(_attempts(n)[1], QUANTILES))
+
+
+def _record_attempts(
+    collector: InMemoryCollector, waits: Sequence[float], executions: Sequence[float]
+) -> None:
+    record = collector.record_attempt
+    for wait, execution in zip(waits, executions, strict=True):
+        record(wait, execution, COMPLETED)
+
+
+def _bare_attempts(waits: array[float], executions: array[float]) -> float:
+    t0 = time.perf_counter()
+    for _wait, _execution in zip(waits, executions, strict=True):
+        pass
+    return time.perf_counter() - t0
+
+
+def _collector_figures(collector: InMemoryCollector, n: int, seconds: float, bare: float) -> Sample:
+    """Per-duration recording cost, then the cost and the error of `metrics()`."""
+    t0 = time.perf_counter()
+    for _ in range(SKETCH_QUERY_REPS):
+        m = collector.metrics()
+    query = (time.perf_counter() - t0) / SKETCH_QUERY_REPS
+    answers = (m.p95_execution_time, m.p99_execution_time)
+    exact = _exact_executions(n)
+    return {
+        "record_ns": max(seconds - bare, 0.0) / n * 1e9,
+        "record_loop_ns": seconds / n * 1e9,
+        "query_us": query * 1e6,
+        "max_rel_error": max(abs(a - e) / e for a, e in zip(answers, exact, strict=True)),
+    }
+
+
+def collector_run(sizes: Sizes) -> Sample:
+    """One thread records every attempt."""
+    n = sizes.durations
+    waits, executions = _attempts(n)
+    gc.collect()
+    bare = _bare_attempts(waits, executions)
+    collector = InMemoryCollector()
+    t0 = time.perf_counter()
+    _record_attempts(collector, waits, executions)
+    seconds = time.perf_counter() - t0
+    return _collector_figures(collector, n, seconds, bare)
+
+
+def collector_threads_run(sizes: Sizes) -> Sample:
+    """`COLLECTOR_THREADS` threads record a share of the attempts each, all at once."""
+    n = sizes.durations
+    waits, executions = _attempts(n)
+    k = COLLECTOR_THREADS
+    gc.collect()
+    bare = _bare_attempts(waits, executions)
+    collector = InMemoryCollector()
+    start = threading.Barrier(k + 1)
+
+    def work(i: int) -> None:
+        mine = waits[i::k], executions[i::k]
+        start.wait()
+        _record_attempts(collector, *mine)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(k)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - t0
+    return _collector_figures(collector, n, seconds, bare)
+
+
+def _collector_retained(sizes: Sizes) -> Sample:
+    """Bytes the collector keeps after recording every attempt, traced by tracemalloc."""
+    waits, executions = _attempts(sizes.durations)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        collector = InMemoryCollector()
+        _record_attempts(collector, waits, executions)
+        retained = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del collector
     return {"retained_bytes": float(retained)}
 
 
@@ -692,6 +807,18 @@ VARIANTS: dict[str, Variant] = {
         partial(_percentile_run, QuantileSketch, SKETCH_QUERY_REPS),
         "query_us",
         once=partial(_retained, QuantileSketch),
+    ),
+    "d.collector": Variant(
+        "tasker InMemoryCollector.record_attempt",
+        collector_run,
+        "record_ns",
+        once=_collector_retained,
+    ),
+    "d.collector.threads": Variant(
+        f"tasker InMemoryCollector.record_attempt, {COLLECTOR_THREADS} threads",
+        collector_threads_run,
+        "record_ns",
+        once=_collector_retained,
     ),
     "e.queue": Variant(
         f"asyncio.Queue + {ASYNC_TRIVIAL_WORKERS} worker tasks",
@@ -1056,12 +1183,45 @@ class Report:
             row = Row(VARIANTS[key].label, result)
             if key == "d.sort":
                 row.ratio = "1.00"
-            elif base is not None:
+                section.rows.append(row)
+                continue
+            if base is not None:
                 row.ratio = (
                     f"query 1/{base['query_us'] / med['query_us']:.0f}, "
                     f"memory 1/{base['retained_bytes'] / med['retained_bytes']:.0f}"
                 )
+            row.target = (
+                f"query <= {TARGET_QUERY_US:.0f} us, <= {_bytes(TARGET_SKETCH_BYTES)}, "
+                f"error <= {TARGET_ERROR * 100:.0f} %"
+            )
+            verdicts = [
+                self.check("d", "sketch query us", med["query_us"], TARGET_QUERY_US),
+                self.check("d", "sketch bytes kept", med["retained_bytes"], TARGET_SKETCH_BYTES),
+                self.check("d", "sketch relative error", med["max_rel_error"], TARGET_ERROR),
+            ]
+            row.verdict = "met" if verdicts == ["met"] * 3 else ", ".join(verdicts)
             section.rows.append(row)
+        for key in ("d.collector", "d.collector.threads"):
+            self.collector_row(section, key, base)
+
+    def collector_row(self, section: Section, key: str, base: Sample | None) -> None:
+        """A collector's row in d: recording per duration, against its target."""
+        med = self.median(key)
+        if med is None:
+            section.rows.append(self.missing(key))
+            return
+        result = (
+            f"record {med['record_ns']:.0f} ns per duration, "
+            f"metrics() {_time(med['query_us'] / 1e6)}, keeps {_bytes(med['retained_bytes'])}, "
+            f"error {med['max_rel_error'] * 100:.2f} %"
+        )
+        row = Row(VARIANTS[key].label, result)
+        if base is not None:
+            row.ratio = f"record {med['record_ns'] / base['record_ns']:.2f}"
+        row.target = f"record <= {TARGET_RECORD_NS:.0f} ns"
+        metric = "collector ns per duration" + (", threads" if key.endswith("threads") else "")
+        row.verdict = self.check("d", metric, med["record_ns"], TARGET_RECORD_NS)
+        section.rows.append(row)
 
     def async_throughput(self) -> None:
         n = self.sizes.trivial_tasks
