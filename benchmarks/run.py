@@ -3,7 +3,7 @@
 Scenarios, each comparing tasker with a baseline:
 
 a. Throughput: 100k trivial tasks (x + 1) on 4 workers, submit every task then collect every
-   result; `ex.submit(fn, x)` vs `m.submit(partial(fn, x))` (tasker's metrics are always on).
+   result; `ex.submit(fn, x)` vs `m.submit(fn, x)` (tasker's metrics are always on).
 b. Latency of one blocking call: 10k sequential `ex.submit(f).result()` vs `m.queue_task(f)`
    on 4 idle workers, with a ~200 us untimed pause between calls (workers asleep) and
    back-to-back (workers just parked); p50/p99.
@@ -182,7 +182,7 @@ def _plus_one(x: int) -> int:
     return x + 1
 
 
-def _plus_one_on(x: int, _resource: None) -> int:
+def _plus_one_on(_resource: None, x: int) -> int:
     return x + 1
 
 
@@ -210,7 +210,7 @@ def trivial_tasker(sizes: Sizes, plugins: Sequence[object] = ()) -> Sample:
     try:
         gc.collect()
         t0 = time.perf_counter()
-        futures = [manager.submit(partial(_plus_one_on, x)) for x in range(n)]
+        futures = [manager.submit(_plus_one_on, x) for x in range(n)]
         results = [f.result() for f in futures]
         seconds = time.perf_counter() - t0
     finally:
@@ -536,7 +536,7 @@ async def _async_plus_one(x: int) -> int:
     return x + 1
 
 
-async def _async_plus_one_on(x: int, _resource: None) -> int:
+async def _async_plus_one_on(_resource: None, x: int) -> int:
     return x + 1
 
 
@@ -545,7 +545,7 @@ async def _async_nap(_x: int) -> int:
     return 1
 
 
-async def _async_nap_on(_x: int, _resource: None) -> int:
+async def _async_nap_on(_resource: None, _x: int) -> int:
     await asyncio.sleep(SLEEP)
     return 1
 
@@ -618,7 +618,7 @@ async def _gather_semaphore(
 
 
 async def _async_tasker(
-    fn: Callable[[int, None], Awaitable[int]], workers: int, n: int
+    fn: Callable[[None, int], Awaitable[int]], workers: int, n: int
 ) -> tuple[float, list[int]]:
     manager = await (
         AsyncTaskManager.builder()
@@ -630,7 +630,7 @@ async def _async_tasker(
         await asyncio.sleep(0)  # every worker waits for work
         gc.collect()
         t0 = time.perf_counter()
-        futures = [manager.submit(partial(fn, x)) for x in range(n)]
+        futures = [manager.submit(fn, x) for x in range(n)]
         results = [await f for f in futures]
         seconds = time.perf_counter() - t0
     finally:

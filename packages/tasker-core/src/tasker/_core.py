@@ -288,7 +288,7 @@ class Core(Generic[R]):
         """Tell every collector how an attempt ended (`outcome` from `tasker.metrics`).
 
         The user's collectors heard `record_start` when the attempt began; the built-in one
-        takes the wait and the run together, in one lock round trip.
+        takes the wait and the run together, in one call.
         """
         self.metrics_collector.record_attempt(wait_time, elapsed, outcome)
         extra = self.extra
