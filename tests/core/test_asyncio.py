@@ -299,6 +299,26 @@ class TestLoop:
         run(first)
         run(second)
 
+    def test_a_backlog_of_quick_tasks_lets_the_loop_run(self) -> None:
+        """Tasks that never suspend still give the rest of the program regular turns."""
+
+        async def main() -> None:
+            async with await build(AsyncResources()) as manager:
+                ticked = asyncio.Event()
+                seen: list[bool] = []
+
+                async def quick(_: Resource) -> None:
+                    seen.append(ticked.is_set())
+
+                futures = [manager.submit(quick) for _ in range(1000)]
+                asyncio.get_running_loop().call_soon(ticked.set)  # after the worker's wake-up
+                await asyncio.gather(*futures)
+                assert not seen[0]
+                assert seen[-1]  # the callback ran while the backlog was being worked off
+                assert seen.index(True) <= 64
+
+        run(main)
+
     def test_idle_waits_leave_nothing_behind(self) -> None:
         async def main() -> None:
             policy_target = 2

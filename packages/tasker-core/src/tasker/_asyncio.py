@@ -34,6 +34,7 @@ T = TypeVar("T")
 
 _COROUTINE = types.CoroutineType
 _IDLE = object()  # no token came for a whole scaling interval
+_STREAK = 32  # tasks a worker completes without suspending before it lets the loop run
 
 
 async def _call_hook(fn: Callable[..., Any], *args: Any) -> Any:
@@ -388,15 +389,19 @@ class AsyncRuntime:
 
         The common case, a token already waiting and a task with no timeout and no plugin
         scope that completes without suspending, runs without creating a single coroutine.
+        Such tasks never give the loop a turn, so after `_STREAK` of them in a row the worker
+        yields once: a long backlog of quick tasks must not starve the rest of the program.
         """
         take = core.queue.take
         channel: _Channel = core.queue.channel  # type: ignore[assignment]
         observers = core.observers
+        streak = 0
         try:
             while True:
                 try:
                     token = channel.get_nowait()
                 except asyncio.QueueEmpty:
+                    streak = 0
                     try:
                         token = await self._wait_token(core, worker)
                     except asyncio.CancelledError:
@@ -425,8 +430,17 @@ class AsyncRuntime:
                         core.attempt_succeeded(worker, task, outcome, start)
                         if worker.burst and core.retiring and core.try_retire(worker):
                             return False
+                        streak += 1
+                        if streak == _STREAK:
+                            streak = 0
+                            try:
+                                await asyncio.sleep(0)
+                            except asyncio.CancelledError:
+                                if not self._absorb(worker):
+                                    raise
                         continue
                     pending = outcome
+                streak = 0
                 if await self._run(core, worker, task, start, pending):
                     return True
                 if worker.burst and core.retiring and core.try_retire(worker):
