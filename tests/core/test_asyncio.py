@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, assert_type
@@ -299,23 +300,98 @@ class TestLoop:
         run(first)
         run(second)
 
-    def test_a_backlog_of_quick_tasks_lets_the_loop_run(self) -> None:
+    @pytest.mark.parametrize("kind", ["asyncio", "uvloop"])
+    def test_a_loop_running_in_another_thread_refuses_this_one(self, kind: str) -> None:
+        """Built here, then run by another thread: this thread, loop or none, is refused."""
+        loop = uvloop.new_event_loop() if kind == "uvloop" else asyncio.new_event_loop()
+
+        async def job(_: Resource) -> int:
+            return 1
+
+        async def from_another_loop() -> None:
+            with pytest.raises(RuntimeError, match="event loop it was built on"):
+                manager.submit(job)
+
+        async def make() -> Any:
+            return await build(AsyncResources())
+
+        try:
+            manager = loop.run_until_complete(make())
+            runner = threading.Thread(target=loop.run_forever)
+            runner.start()
+            try:
+                with pytest.raises(RuntimeError, match="event loop it was built on"):
+                    manager.submit(job)  # no loop runs in this thread
+                asyncio.run(from_another_loop())
+                done = asyncio.run_coroutine_threadsafe(manager.queue_task(job), loop)
+                assert done.result(10) == 1  # its own loop still may
+                assert asyncio.run_coroutine_threadsafe(manager.stop(10), loop).result(10)
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                runner.join(10)
+        finally:
+            loop.close()
+
+    @pytest.mark.parametrize("kind", ["returning", "raising", "with a timeout"])
+    def test_a_backlog_of_quick_tasks_lets_the_loop_run(self, kind: str) -> None:
         """Tasks that never suspend still give the rest of the program regular turns."""
 
         async def main() -> None:
-            async with await build(AsyncResources()) as manager:
+            builder = (
+                AsyncTaskManager.builder()
+                .with_workers(1, max_workers=1)
+                .with_policy("fixed")
+                .with_timeout(5 if kind == "with a timeout" else None)
+            )
+            async with await builder.build() as manager:
                 ticked = asyncio.Event()
                 seen: list[bool] = []
 
-                async def quick(_: Resource) -> None:
+                async def quick(_: None) -> None:
                     seen.append(ticked.is_set())
+                    if kind == "raising":
+                        raise ValueError("quick failure")
 
                 futures = [manager.submit(quick) for _ in range(1000)]
                 asyncio.get_running_loop().call_soon(ticked.set)  # after the worker's wake-up
-                await asyncio.gather(*futures)
+                await asyncio.gather(*futures, return_exceptions=True)
                 assert not seen[0]
                 assert seen[-1]  # the callback ran while the backlog was being worked off
                 assert seen.index(True) <= 64
+
+        run(main)
+
+    @pytest.mark.parametrize("ending", ["returns", "raises", "plain function"])
+    def test_a_task_cancelling_itself_leaves_the_next_task_alone(self, ending: str) -> None:
+        """The cancellation of a task that never suspends again must not hit the next one."""
+
+        async def main() -> None:
+            async with await build(AsyncResources()) as manager:
+                futures: list[asyncio.Future[Any]] = []
+
+                def cancel_myself() -> str:
+                    futures[0].cancel()
+                    if ending == "raises":
+                        raise ValueError("after cancelling itself")
+                    return "ignored"
+
+                async def coroutine(_: Resource) -> str:
+                    return cancel_myself()
+
+                async def suspending(_: Resource) -> str:
+                    await asyncio.sleep(0.001)
+                    return "next"
+
+                futures.append(
+                    manager.submit(
+                        (lambda _: cancel_myself()) if ending == "plain function" else coroutine
+                    )
+                )
+                futures.append(manager.submit(suspending))
+                assert await asyncio.wait_for(futures[1], 10) == "next"
+                assert futures[0].cancelled()
+                assert await manager.queue_task(suspending) == "next"
+                assert manager.stats().queued_tasks == 0
 
         run(main)
 

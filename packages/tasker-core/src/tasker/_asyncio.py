@@ -190,7 +190,6 @@ class AsyncRuntime:
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
         self._loop = asyncio.get_running_loop()
-        self._thread = get_ident()
         self._core: Core[Any] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self.new_record = partial(new_async_task_future, self._loop)
@@ -198,15 +197,15 @@ class AsyncRuntime:
 
     def check_loop(self) -> None:
         """Raise unless called on the event loop the manager was built on."""
-        # the loop's thread while the loop runs: a cheaper test than `get_running_loop()`
-        if get_ident() == self._thread and self._loop.is_running():
+        # asyncio's own loops note the thread running them, and only while they run: a cheaper
+        # test than `get_running_loop()`, which makes a system call (other loops take that path)
+        if getattr(self._loop, "_thread_id", None) == get_ident():
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
         if loop is self._loop:
-            self._thread = get_ident()
             return
         raise RuntimeError(
             "an AsyncTaskManager is used from the event loop it was built on; from another "
@@ -389,7 +388,7 @@ class AsyncRuntime:
 
         The common case, a token already waiting and a task with no timeout and no plugin
         scope that completes without suspending, runs without creating a single coroutine.
-        Such tasks never give the loop a turn, so after `_STREAK` of them in a row the worker
+        Such tasks never give the loop a turn, so after `_STREAK` tasks in a row the worker
         yields once: a long backlog of quick tasks must not starve the rest of the program.
         """
         take = core.queue.take
@@ -418,33 +417,33 @@ class AsyncRuntime:
                 if task is None or not core.admit(task):
                     continue  # cancelled or drained since it was queued
                 start = core.attempt_started(task, worker)
-                pending: Any = None
-                if task.timeout is None and not observers.task_attempt_context:
+                if task.timeout is not None or observers.task_attempt_context:
+                    replace = await self._run(core, worker, task, start, None)
+                else:
                     try:
                         done, outcome = _start(task, worker.resource)
                     except BaseException as error:  # raised before its first suspension
-                        if self._failed(core, worker, task, error, start):
-                            return True
-                        continue
-                    if done:
-                        core.attempt_succeeded(worker, task, outcome, start)
-                        if worker.burst and core.retiring and core.try_retire(worker):
-                            return False
-                        streak += 1
-                        if streak == _STREAK:
-                            streak = 0
-                            try:
-                                await asyncio.sleep(0)
-                            except asyncio.CancelledError:
-                                if not self._absorb(worker):
-                                    raise
-                        continue
-                    pending = outcome
-                streak = 0
-                if await self._run(core, worker, task, start, pending):
+                        replace = self._failed(core, worker, task, error, start)
+                    else:
+                        if done:
+                            core.attempt_succeeded(worker, task, outcome, start)
+                            replace = False
+                        else:
+                            replace = await self._run(core, worker, task, start, outcome)
+                if worker.interrupted:  # the attempt ended without our cancellation reaching it
+                    await self._receive_interruption(worker)
+                if replace:
                     return True
                 if worker.burst and core.retiring and core.try_retire(worker):
                     return False  # idle between two tasks: leave as the policy asks
+                streak += 1
+                if streak == _STREAK:  # whichever way the last tasks went, let the loop run
+                    streak = 0
+                    try:
+                        await asyncio.sleep(0)
+                    except asyncio.CancelledError:
+                        if not self._absorb(worker):
+                            raise
         finally:
             await self._destroy(core, core.worker_releasing(worker), worker)
 
@@ -482,8 +481,6 @@ class AsyncRuntime:
                 core.attempt_expired(worker, task, start)
                 return False
             return self._failed(core, worker, task, error, start)
-        if worker.interrupted:  # the task swallowed our cancellation and returned
-            self._absorb(worker)
         core.attempt_succeeded(worker, task, result, start)
         return False
 
@@ -504,8 +501,6 @@ class AsyncRuntime:
             if current is not None and current.cancelling():
                 raise error  # the worker itself is being cancelled (the loop is closing)
             # else: the task raised CancelledError of its own accord: an ordinary failure
-        elif worker.interrupted:  # the task swallowed our cancellation, then failed
-            self._absorb(worker)
         return core.attempt_failed(worker, task, error, start)
 
     def _absorb(self, worker: Worker) -> bool:
@@ -517,6 +512,24 @@ class AsyncRuntime:
         if current is not None:
             current.uncancel()
         return True
+
+    async def _receive_interruption(self, worker: Worker) -> None:
+        """Take an interruption whose attempt ended without it, before the next task starts.
+
+        The attempt was cancelled (by its caller, or by itself) but returned or failed instead
+        of receiving `CancelledError`: either it swallowed it, or it never suspended again, and
+        the cancellation is still pending on the worker's task. Yielding once receives it here,
+        where it hits no task.
+        """
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self._absorb(worker)
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the worker itself is being cancelled too
+            return
+        self._absorb(worker)  # it had reached the attempt, which swallowed it
 
     # -------------------------------------------------------------- resources
 
