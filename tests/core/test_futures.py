@@ -63,6 +63,19 @@ class TestCancel:
             gate.set()
             assert future.result(timeout=10) is True
 
+    def test_wait_and_as_completed_see_a_cancelled_queued_task(self, resources: Resources) -> None:
+        with one_worker(resources) as manager:
+            started, gate = threading.Event(), threading.Event()
+            held = manager.submit(lambda r: (started.set(), gate.wait(10)))
+            assert started.wait(10)
+            doomed = manager.submit(lambda r: None)
+            assert doomed.cancel()
+            done, _ = concurrent.futures.wait([doomed], timeout=10)
+            assert done == {doomed}
+            assert list(concurrent.futures.as_completed([doomed], timeout=10)) == [doomed]
+            gate.set()
+            held.result(timeout=10)
+
     def test_cancelled_tasks_do_not_block_stop(self, resources: Resources) -> None:
         manager = one_worker(resources)
         gate = threading.Event()
@@ -233,6 +246,34 @@ class TestStandardInterfaces:
         stopper.join(10)
         assert held.result() is True
         assert all(f.cancelled() for f in pending)
+        done, _ = concurrent.futures.wait(pending, timeout=10)
+        assert done == set(pending)
+
+    def test_executor_shutdown_lets_go_of_cancelled_functions(self, resources: Resources) -> None:
+        import gc
+        import weakref
+
+        class Job:
+            def __call__(self) -> None:
+                pass
+
+        manager = one_worker(resources)
+        executor = manager.as_executor()
+        started, gate = threading.Event(), threading.Event()
+        held = executor.submit(lambda: (started.set(), gate.wait(10))[1])
+        assert started.wait(10)
+        job = Job()
+        watched = weakref.ref(job)
+        pending = executor.submit(job)
+        del job
+        stopper = threading.Thread(target=lambda: executor.shutdown(wait=True, cancel_futures=True))
+        stopper.start()
+        gate.set()
+        stopper.join(10)
+        assert held.result() is True
+        assert pending.cancelled()
+        gc.collect()
+        assert watched() is None  # the cancelled future keeps no reference to it
 
     def test_interrupting_queue_task_cancels_the_queued_task(
         self, resources: Resources, caplog: pytest.LogCaptureFixture

@@ -210,6 +210,8 @@ class Core(Generic[R]):
         """A queued task was cancelled by its caller: take it out of its queue if still there."""
         if self.queue.remove(task):
             release(task)
+            # no worker will dequeue it: tell `concurrent.futures.wait()` and `as_completed()`
+            task.set_running_or_notify_cancel()
             self.finished(task, "cancelled", None)
             self.task_done()
             return True
@@ -694,6 +696,30 @@ class Core(Generic[R]):
         self.log(logging.INFO, Event.MANAGER_STOPPING, pending_tasks=pending)
         self.wake.set()
 
+    def cancel_queued(self) -> int:
+        """Stop gracefully, but cancel every queued task first; return how many were cancelled.
+
+        Running tasks finish as usual (`Executor.shutdown(cancel_futures=True)`).
+        """
+        self.begin_stop()
+        with self._lock:
+            queued = self.queue.drain()
+            self._pending -= len(queued)
+        cancelled = self._cancel_drained(queued)
+        self.wake.set()  # the supervisor checks whether anything is left to wait for
+        return cancelled
+
+    def _cancel_drained(self, tasks: list[TaskRecord[Any]]) -> int:
+        """End tasks taken out of the queues as cancelled; return how many were still pending."""
+        cancelled = 0
+        for task in tasks:
+            release(task)
+            cancelled += task._abandon()
+        if self.observers.task_finished:
+            for task in tasks:
+                self.finished(task, "cancelled", None)
+        return cancelled
+
     def kill(self) -> KillReport:
         """Refuse new work, cancel queued tasks, abandon running ones, tear everything down."""
         with self._lock:
@@ -707,12 +733,7 @@ class Core(Generic[R]):
             self._pending = 0
             running = [w.current for w in self.workers if w.current is not None]
             live = len(self.workers)
-        for task in queued:
-            release(task)
-        cancelled = sum(1 for task in queued if task._abandon())
-        if self.observers.task_finished:
-            for task in queued:
-                self.finished(task, "cancelled", None)
+        cancelled = self._cancel_drained(queued)
         for task in running:  # before waking cooperative tasks, so none can finish first
             task._abandon()
             self.runtime.interrupt(task)

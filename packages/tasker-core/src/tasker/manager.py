@@ -186,10 +186,7 @@ class _ExecutorView(concurrent.futures.Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         core = self._manager._core
         if cancel_futures:
-            core.begin_stop()
-            for task in core.queue.drain():
-                task._abandon()
-                core.task_done()
+            core.cancel_queued()
         if wait:
             self._manager.stop()
         else:
