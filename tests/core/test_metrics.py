@@ -97,6 +97,31 @@ def test_add_many_is_add_in_bulk_and_within_one_percent(values: list[float], q: 
         assert got == (1e-9 if want < 1e-9 else 86_400.0)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    any_values,
+    st.lists(st.integers(min_value=0, max_value=600), max_size=20),
+    st.sampled_from([0.01, 0.001]),
+)
+def test_nan_of_either_sign_is_ignored(
+    values: list[float], where: list[int], accuracy: float
+) -> None:
+    mixed = list(values)
+    for i, at in enumerate(where):
+        mixed.insert(at % (len(mixed) + 1), math.copysign(math.nan, -1.0 if i % 2 else 1.0))
+    one, bulk, clean = (QuantileSketch(accuracy) for _ in range(3))
+    for v in mixed:
+        one.add(v)
+    bulk.add_many(mixed[:5])
+    bulk.add_many(mixed[5:])
+    clean.add_many(values)
+    qs = [i / 50 for i in range(51)] + [0.99, 0.999]
+    for sketch in (one, bulk):
+        assert sketch.count == len(values)
+        assert (sketch.min, sketch.max) == (min(values), max(values))
+        assert sketch.quantiles(qs) == clean.quantiles(qs)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     st.lists(st.floats(min_value=1e-6, max_value=1e3), min_size=1, max_size=300),
@@ -144,12 +169,58 @@ class TestSketch:
 
     def test_values_outside_the_range(self) -> None:
         sketch = QuantileSketch()
-        sketch.add_many([-1.0, 0.0, 1e-12, math.nan, math.inf, 1e300, -1e300, 5.0])
-        assert sketch.count == 8
-        assert sketch.quantiles((0.0, 0.5, 0.6, 1.0)) == pytest.approx(
+        sketch.add_many([-1.0, 0.0, 1e-12, math.inf, 1e300, -1e300, 5.0])
+        assert sketch.count == 7
+        assert sketch.quantiles((0.0, 0.5, 0.7, 1.0)) == pytest.approx(
             [1e-9, 1e-9, 5.0, 86_400.0], rel=0.01
         )
         assert (sketch.min, sketch.max) == (-1e300, math.inf)
+
+    def test_nan_is_ignored(self) -> None:
+        sketch = QuantileSketch()
+        sketch.add_many([math.nan, 5.0, 0.25])
+        assert (sketch.count, sketch.min, sketch.max) == (2, 0.25, 5.0)
+        assert sketch.quantiles((0.0, 1.0)) == pytest.approx([0.25, 5.0], rel=0.01)
+        sketch = QuantileSketch()
+        sketch.add(math.nan)
+        assert sketch.count == 0
+        sketch.add(2.0)
+        assert (sketch.count, sketch.min, sketch.max) == (1, 2.0, 2.0)
+        # a NaN with its sign bit set is a NaN like any other, not a value below the range
+        sketch = QuantileSketch()
+        sketch.add_many([-math.nan, 1.0, math.copysign(math.nan, -1.0)])
+        assert (sketch.count, sketch.min, sketch.max) == (1, 1.0, 1.0)
+        assert sketch.quantile(0.0) == pytest.approx(1.0, rel=0.01)
+        # NaN in a batch that holds no new minimum or maximum
+        sketch.add_many([1.5, math.nan, 1.25])
+        assert (sketch.count, sketch.min, sketch.max) == (3, 1.0, 1.5)
+        assert sketch.quantile(1.0) == pytest.approx(1.5, rel=0.01)
+        # nothing but NaN records nothing
+        sketch = QuantileSketch()
+        sketch.add_many([math.nan, -math.nan])
+        sketch.add(math.nan)
+        assert sketch.count == 0
+        assert math.isnan(sketch.min)
+        assert math.isnan(sketch.max)
+        assert math.isnan(sketch.quantile(0.5))
+
+    def test_range_must_fit_the_buckets(self) -> None:
+        for kwargs in (
+            {"min_value": 1e-40},
+            {"min_value": 2.0**-126},
+            {"max_value": 1e39},
+            {"max_value": 2.0**127},
+            {"max_value": math.inf},
+        ):
+            (name,) = kwargs
+            with pytest.raises(ValueError, match=rf"{name} must lie in \[2\*\*-125, 2\*\*127\)"):
+                QuantileSketch(**kwargs)
+        # the widest range accepted keeps its accuracy up to both ends
+        sketch = QuantileSketch(min_value=2.0**-125, max_value=math.nextafter(2.0**127, 0.0))
+        values = [2.0**-125, 3e-38, 1.0, 1e38, 1.7e38]
+        sketch.add_many(values)
+        for q in (0.0, 0.25, 0.5, 0.75, 1.0):
+            assert sketch.quantile(q) == pytest.approx(exact(values, q), rel=0.01)
 
     def test_empty_sketch_and_bad_quantiles(self) -> None:
         sketch = QuantileSketch()
@@ -177,6 +248,29 @@ class TestSketch:
         assert (a._low, a._high, a._carries) == (whole._low, whole._high, whole._carries)
         with pytest.raises(ValueError, match="same parameters"):
             a.merge(QuantileSketch(0.05))
+
+    @pytest.mark.parametrize("repeat", [200, 1000])
+    def test_merging_itself_or_its_equal_is_recording_everything_twice(self, repeat: int) -> None:
+        values = [0.5] * repeat + [2.0] * 10  # the byte of 0.5's bucket wraps when doubled
+        qs = (0.5, 0.96, 0.99, 0.996, 1.0)
+        twice = QuantileSketch()
+        twice.add_many(values + values)
+        same, equal, other = QuantileSketch(), QuantileSketch(), QuantileSketch()
+        for sketch in (same, equal, other):
+            sketch.add_many(values)
+        same.merge(same)
+        equal.merge(other)
+        for sketch in (same, equal):
+            assert sketch.count == twice.count == 2 * len(values)
+            assert sketch.quantiles(qs) == twice.quantiles(qs)
+            assert (sketch.min, sketch.max) == (0.5, 2.0)
+            assert (sketch._low, sketch._high, sketch._carries) == (
+                twice._low,
+                twice._high,
+                twice._carries,
+            )
+        for q in qs:
+            assert same.quantile(q) == pytest.approx(exact(values + values, q), rel=0.01)
 
     def test_clear(self) -> None:
         sketch = QuantileSketch()

@@ -19,10 +19,18 @@ counted in a second, 32-bit count per bucket (widened to 64 bits past 2**40 valu
 A bucket's count is its byte plus 256 times its wraps.
 
 Buckets are grouped by the top byte of the float: a *region* of two octaves,
-`2 * 2**m` buckets. Each region's wraps are also totalled, so a quantile query sums each
+`2 * 2**m` buckets. Top bytes 1 to 126 are the regions that can be bucketed, `[2**-125, 2**127)`,
+and the range of a sketch must lie within them (top byte 0 holds the subnormal numbers, 127 the
+infinity and NaN). Each region's wraps are also totalled, so a quantile query sums each
 region's bytes in C (an Adler-32 checksum of at most 256 bytes holds their exact sum), picks the
 region holding the wanted rank, and only scans the buckets of that region. Memory depends only on
 the range and the accuracy, never on how many values were recorded.
+
+`min` and `max` are kept exactly without scanning every batch: another translate table marks the
+top bytes of values that may be a new minimum or maximum, and only a batch holding one is scanned.
+The top bytes of NaN, 0x7F and 0xFF (shared with the infinities and with magnitudes of 2**127 or
+more), are always marked, so NaN, which the sketch ignores, is looked for and dropped in that
+scan alone: batches of ordinary values pay nothing for it.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
-from itertools import accumulate, repeat
+from itertools import accumulate, compress, repeat
 from operator import add, lshift
 
 __all__ = ["QuantileSketch"]
@@ -47,6 +55,13 @@ _WORD = 1 if _LITTLE else 0
 _FLOAT32_MAX = 3.4028234663852886e38
 _ROUNDING = 2.0**-24  # relative error of rounding a double to single precision
 _MAX_BITS = 23  # mantissa bits of a single-precision float
+# the range the regions cover (top bytes 1 to 126): min_value and max_value must lie in it
+_LOWEST = 2.0**-125
+_BEYOND = 2.0**127
+_RANGE = "[2**-125, 2**127) (about 2.35e-38 to 1.70e+38)"
+# top bytes of a single-precision NaN of either sign (and of the infinities, and of magnitudes of
+# 2**127 or more); `_watch_table` always maps them to 0
+_NAN_TOPS = (0x7F, 0xFF)
 _PENDING = 64  # values `add` gathers before putting them in the buckets at once
 
 
@@ -58,6 +73,15 @@ def _error_bound(bits: int) -> float:
 def _top_byte(value: float) -> int:
     """The top byte (sign and first 7 exponent bits) of `value` in single precision."""
     return struct.pack(">f", min(value, _FLOAT32_MAX))[0]
+
+
+def _packed(values: Sequence[float]) -> bytes:
+    """`values` as native single-precision floats, limited to their finite range."""
+    fmt = f"={len(values)}f"
+    try:
+        return struct.pack(fmt, *values)
+    except OverflowError:
+        return struct.pack(fmt, *map(_clamped, values))
 
 
 def _clamped(value: float) -> float:
@@ -89,7 +113,9 @@ def _watch_table(low: float, high: float) -> bytes:
     """A `bytes.translate` table: 0 for top bytes of values that may lie outside `[low, high]`.
 
     The others map to 1. Rounding to single precision keeps the order of values, so a value
-    below `low` has a top byte at most `low`'s, and one above `high` at least `high`'s.
+    below `low` has a top byte at most `low`'s, and one above `high` at least `high`'s. The top
+    bytes of NaN, `_NAN_TOPS`, always map to 0: `high`'s is at most 0x7F, the largest finite
+    value's, and those of negative values are 128 or more.
     """
     if not (low > 0.0 and high > 0.0):
         return bytes(256)
@@ -103,9 +129,12 @@ class QuantileSketch:
 
     Values are bucketed from `min_value` to `max_value` (the range is widened to whole pairs of
     octaves); smaller ones (zero and negative ones too) are reported as `min_value`, larger ones
-    (and NaN) as `max_value`. The defaults cover 1 ns to one day with 1 % accuracy in about
-    19 KB. `min` and `max` are exact. Recording is O(1) per value, cheapest through `add_many`;
-    a quantile query sums one byte per bucket in C and scans the buckets of one region.
+    as `max_value`. Both bounds must lie in `[2**-125, 2**127)` (about 2.35e-38 to 1.70e+38), the
+    single-precision range the buckets cover; `ValueError` otherwise. The defaults cover 1 ns to
+    one day with 1 % accuracy in about 19 KB. NaN (of either sign) is ignored: it is not counted
+    and takes no part in `min`, `max` or any quantile. `min` and `max` are exact (over the values
+    counted). Recording is O(1) per value, cheapest through `add_many`; a quantile query sums one
+    byte per bucket in C and scans the buckets of one region.
     The sketch is not thread-safe: callers serialise access.
     """
 
@@ -145,6 +174,9 @@ class QuantileSketch:
                 f"need 0 < min_value < max_value, got min_value={min_value!r}, "
                 f"max_value={max_value!r}"
             )
+        for name, value in (("min_value", min_value), ("max_value", max_value)):
+            if not _LOWEST <= value < _BEYOND:
+                raise ValueError(f"{name} must lie in {_RANGE}, got {value!r}")
         bits = 0
         while _error_bound(bits) > relative_accuracy:
             bits += 1
@@ -155,9 +187,11 @@ class QuantileSketch:
                 )
         self._bits = bits
         self._width = width = 2 << bits  # buckets per region: two octaves
-        # one region per top byte; the first and the last normal ones at most
-        first = min(max(_top_byte(min_value), 1), 126)
-        last = min(max(_top_byte(max_value), first), 126)
+        # one region per top byte, from 1 to 126 (a max_value just below 2**127 may round up to
+        # it in single precision: the values above the region of top byte 126 are within 2**-24
+        # of max_value)
+        first = _top_byte(min_value)
+        last = min(_top_byte(max_value), 126)
         self._region_base = first
         self._regions = regions = last - first + 1
         self._min_value = min_value
@@ -188,8 +222,9 @@ class QuantileSketch:
 
     @property
     def count(self) -> int:
-        """How many values were recorded."""
-        return self._count + len(self._pending)
+        """How many values were recorded (NaN is not counted)."""
+        self._flush()
+        return self._count
 
     @property
     def min(self) -> float:
@@ -210,7 +245,7 @@ class QuantileSketch:
         return len(self._low) + high.itemsize * len(high) + carries.itemsize * len(carries)
 
     def add(self, value: float) -> None:
-        """Record one value (O(1): values are put in the buckets a few dozen at a time)."""
+        """Record one value, NaN aside (O(1): values reach the buckets a few dozen at a time)."""
         pending = self._pending
         pending.append(value)
         if len(pending) >= _PENDING:
@@ -224,23 +259,23 @@ class QuantileSketch:
             self.add_many(values)
 
     def add_many(self, values: Sequence[float]) -> None:
-        """Record several values; much cheaper per value than `add`."""
-        n = len(values)
-        if not n:
-            return
-        fmt = f"={n}f"
-        try:
-            packed = struct.pack(fmt, *values)
-        except OverflowError:
-            packed = struct.pack(fmt, *map(_clamped, values))
-        self._count += n
-        if self._stride != 256:
+        """Record several values, ignoring NaN; much cheaper per value than `add`."""
+        packed = _packed(values)
+        tops = packed[_TOP::4]
+        # a value may be a new minimum or maximum, or NaN (whose top bytes are always watched)
+        if 0 in tops.translate(self._watch):
+            floats = memoryview(packed).cast("f")
+            if (_NAN_TOPS[0] in tops or _NAN_TOPS[1] in tops) and any(map(math.isnan, floats)):
+                values = list(compress(values, [not math.isnan(f) for f in floats]))
+                packed = _packed(values)
+                tops = packed[_TOP::4]
+            if not values:
+                return
             self._extremes(min(values), max(values))
+        self._count += len(values)
+        if self._stride != 256:
             self._add_packed(packed)
             return
-        tops = packed[_TOP::4]
-        if 0 in tops.translate(self._watch):  # a value may be a new minimum or maximum
-            self._extremes(min(values), max(values))
         # each float's top 16 bits become its bucket: region (top byte) * 256 + bucket in it
         keys = bytearray(packed)
         keys[_TOP::4] = tops.translate(self._hi_table)
@@ -304,8 +339,10 @@ class QuantileSketch:
         ):
             raise ValueError("can only merge sketches built with the same parameters")
         other._flush()
+        # copies: when `other` is `self`, the carries made below must not be read back as its own
+        other_low, other_high, other_carries = bytes(other._low), other._high[:], other._carries[:]
         low = self._low
-        for k, n in enumerate(other._low):
+        for k, n in enumerate(other_low):
             if n:
                 total = low[k] + n
                 if total >= 256:
@@ -313,11 +350,11 @@ class QuantileSketch:
                     self._carry(k)
                 else:
                     low[k] = total
-        for i, n in enumerate(other._high):
+        for i, n in enumerate(other_high):
             if n:
                 self._add_high(i, n)
         carries = self._carries
-        for i, n in enumerate(other._carries):
+        for i, n in enumerate(other_carries):
             if n:
                 carries[i] += n
         self._count += other._count
