@@ -264,6 +264,44 @@ def test_timeout_bookkeeping_follows_the_running_tasks_not_the_rate() -> None:
         assert len(manager._runtime._deadlines) <= 4 * 2 + 64 + 1
 
 
+def test_a_deadline_passing_while_the_attempt_settles_does_not_settle_it_twice() -> None:
+    """The attempt ended just before its deadline; the worker is still settling it."""
+    import concurrent.futures
+
+    submitted: list[concurrent.futures.Future[Any]] = []
+
+    class Lingering:
+        """Holds the worker after its attempt ended, past the deadline, before the caller."""
+
+        def record_arrival(self, task: Any) -> None:
+            pass
+
+        def record_start(self, task: Any, wait_time: float) -> None:
+            pass
+
+        def record_completion(self, task: Any, execution_time: float) -> None:
+            # the timeout must not answer the caller meanwhile: this wait has to time out
+            concurrent.futures.wait(submitted, timeout=0.3)
+
+        def record_failure(self, task: Any, execution_time: float, error: BaseException) -> None:
+            pass
+
+        def record_retry(self, task: Any, error: BaseException) -> None:
+            pass
+
+    with (
+        TaskManager.builder()
+        .with_workers(1)
+        .with_policy("fixed")
+        .with_metrics(Lingering())
+        .build() as manager
+    ):
+        submitted.append(manager.submit(lambda r: "on time", timeout=0.05))
+        assert submitted[0].result(10) == "on time"
+        metrics = manager.metrics()
+        assert (metrics.total_tasks_completed, metrics.total_tasks_failed) == (1, 0)
+
+
 @each_executor
 async def test_run_task_uses_the_pool_then_temporary_resources(driver: Driver) -> None:
     resources = Resources()

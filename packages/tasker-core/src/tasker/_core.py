@@ -317,8 +317,7 @@ class Core(Generic[R]):
     ) -> None:
         """Settle a successful attempt on a worker: metrics first, then the caller."""
         elapsed = _perf() - start
-        worker.current = None
-        if self.killed or task.cancel_requested:
+        if self._attempt_ended(worker, task):
             self._settled_elsewhere(task)
             return
         wait = start - task.queued_at
@@ -337,8 +336,7 @@ class Core(Generic[R]):
     ) -> bool:
         """Settle a failed attempt on a worker; return `True` if the worker must be replaced."""
         elapsed = _perf() - start
-        worker.current = None
-        if self.killed or task.cancel_requested:
+        if self._attempt_ended(worker, task):
             self._settled_elsewhere(task)
             return False
         wait_time = start - task.queued_at
@@ -358,6 +356,20 @@ class Core(Generic[R]):
         self._deliver_failure(task, decision, error, wait_time, elapsed)
         self.task_done()
         return decision.replace_worker
+
+    def _attempt_ended(self, worker: Worker, task: TaskRecord[Any]) -> bool:
+        """The worker's attempt ended: `True` if its caller was answered elsewhere already.
+
+        A kill, a cancellation or a timeout may have answered the caller while the attempt ran.
+        A timed attempt is closed under the lock that `deadline_passed` takes too, so the
+        worker and the timeout never both settle it.
+        """
+        if task.timeout is None:
+            worker.current = None
+            return self.killed or task.cancel_requested
+        with self._lock:
+            worker.current = None
+            return self.killed or task.cancel_requested
 
     def _settled_elsewhere(self, task: TaskRecord[Any]) -> None:
         """An attempt ended after its caller got its outcome from someone else.
@@ -479,6 +491,18 @@ class Core(Generic[R]):
     def run_task_unavailable(self, task: TaskRecord[Any], error: BaseException) -> None:
         """No resource could be made for a `run_task` call."""
         self.record_attempt(task, 0.0, 0.0, FAILED, error)
+
+    def deadline_passed(self, task: TaskRecord[Any], attempt: int, elapsed: float) -> None:
+        """Attempt `attempt` of a thread task outlived its timeout: time it out if it still runs."""
+        with self._lock:  # see `_attempt_ended`
+            if (
+                task.attempt != attempt
+                or task.cancel_requested
+                or not any(w.current is task for w in self.workers)
+            ):
+                return
+            task.cancel_requested = True
+        self.attempt_timed_out(task, elapsed)
 
     def attempt_timed_out(self, task: TaskRecord[Any], elapsed: float) -> None:
         """A running attempt outlived its timeout: its caller gets `TimeoutError` now.

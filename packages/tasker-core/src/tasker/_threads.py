@@ -274,7 +274,7 @@ class ThreadRuntime:
                     return min(interval, deadline - now)
                 heapq.heappop(self._deadlines)
             if task.attempt == attempt and not task.cancel_requested:
-                core.attempt_timed_out(task, now - deadline + (task.timeout or 0.0))
+                core.deadline_passed(task, attempt, now - deadline + (task.timeout or 0.0))
 
     # -------------------------------------------------------------- resources
 
