@@ -391,7 +391,7 @@ class AsyncRuntime:
         Such tasks never give the loop a turn, so after `_STREAK` tasks in a row the worker
         yields once: a long backlog of quick tasks must not starve the rest of the program.
         """
-        take = core.queue.take
+        next_task = core.next_task
         channel: _Channel = core.queue.channel  # type: ignore[assignment]
         observers = core.observers
         streak = 0
@@ -401,20 +401,17 @@ class AsyncRuntime:
                     token = channel.get_nowait()
                 except asyncio.QueueEmpty:
                     streak = 0
-                    try:
-                        token = await self._wait_token(core, worker)
-                    except asyncio.CancelledError:
-                        if not self._absorb(worker):
-                            raise
-                        continue
+                    # no attempt runs, so no interruption can come: a cancellation here is
+                    # the worker's own (`_receive_interruption` took any late one already)
+                    token = await self._wait_token(core, worker)
                 if token is _IDLE:
                     if core.try_retire(worker):
                         return False
                     continue
                 if token is EXIT:
                     return False
-                task = take()
-                if task is None or not core.admit(task):
+                task = next_task()
+                if task is None:
                     continue  # cancelled or drained since it was queued
                 start = core.attempt_started(task, worker)
                 if task.timeout is not None or observers.task_attempt_context:
@@ -439,11 +436,7 @@ class AsyncRuntime:
                 streak += 1
                 if streak == _STREAK:  # whichever way the last tasks went, let the loop run
                     streak = 0
-                    try:
-                        await asyncio.sleep(0)
-                    except asyncio.CancelledError:
-                        if not self._absorb(worker):
-                            raise
+                    await asyncio.sleep(0)
         finally:
             await self._destroy(core, core.worker_releasing(worker), worker)
 

@@ -250,18 +250,25 @@ class Core(Generic[R]):
         if self.extra is not None:
             self.extra.record_arrival(task)
 
-    def admit(self, task: TaskRecord[Any]) -> bool:
-        """A worker dequeued `task`: `True` if it may run it now."""
+    def next_task(self) -> TaskRecord[Any] | None:
+        """A worker took a task token: the task to run now, or `None` if there is none.
+
+        The token's task may have been cancelled by its caller (taken out of its queue, or
+        still in it) or drained by `kill()` since it was queued.
+        """
+        task = self.queue.take()
+        if task is None:
+            return None
         if task.attempt == 0 and not task.set_running_or_notify_cancel():
             release(task)
             self.finished(task, "cancelled", None)
             self.task_done()  # cancelled while queued, after a worker had dequeued it
-            return False
+            return None
         if self.killed:  # dequeued just as kill() drained the queues: do not start it
             release(task)
             task._abandon()
-            return False
-        return True
+            return None
+        return task
 
     def attempt_started(self, task: TaskRecord[Any], worker: Worker | None) -> float:
         """Mark an attempt as begun; return its start time (for the wait and run durations)."""
@@ -411,16 +418,7 @@ class Core(Generic[R]):
     ) -> BaseException:
         final = decision.error if decision.error is not None else error
         self.record_attempt(task, wait_time, elapsed, FAILED, final)
-        self.log(
-            logging.DEBUG,
-            Event.TASK_FAILED,
-            task_id=task.task_id,
-            worker_id=task.worker_id,
-            attempt=task.attempt,
-            queue=_queue_name(task),
-            duration=elapsed,
-            error=final,
-        )
+        self._log_attempt(logging.DEBUG, Event.TASK_FAILED, task, elapsed, error=final)
         self.finished(task, "failed", final)
         task._fail(final)
         return final
@@ -444,15 +442,12 @@ class Core(Generic[R]):
     def _log_retry(self, task: TaskRecord[Any], error: BaseException, elapsed: float) -> None:
         if self.observers.task_retried:
             self.observers.emit("tasker_task_retried", task=task, error=error)
-        self.log(
+        self._log_attempt(
             logging.WARNING,
             Event.TASK_RETRIED,
-            task_id=task.task_id,
-            worker_id=task.worker_id,
-            attempt=task.attempt,
+            task,
+            elapsed,
             max_retries=self.config.max_retries,
-            queue=_queue_name(task),
-            duration=elapsed,
             error=error,
         )
 
@@ -515,15 +510,8 @@ class Core(Generic[R]):
         if task._fail(error):
             self.record_attempt(task, task.started_at - task.queued_at, elapsed, FAILED, error)
             self.finished(task, "timed_out", error)
-            self.log(
-                logging.WARNING,
-                Event.TASK_TIMED_OUT,
-                task_id=task.task_id,
-                worker_id=task.worker_id,
-                attempt=task.attempt,
-                queue=_queue_name(task),
-                duration=elapsed,
-                timeout=task.timeout,
+            self._log_attempt(
+                logging.WARNING, Event.TASK_TIMED_OUT, task, elapsed, timeout=task.timeout
             )
 
     def attempt_expired(self, worker: Worker, task: TaskRecord[Any], start: float) -> None:
@@ -842,6 +830,21 @@ class Core(Generic[R]):
         """Log through the configured logger, tagged with the manager's name; never raise."""
         with suppress(Exception):  # a broken logger must not break the engine
             self.logger.log(level, event, manager=self.config.name, **fields)
+
+    def _log_attempt(
+        self, level: int, event: str, task: TaskRecord[Any], duration: float, **fields: object
+    ) -> None:
+        """Log how an attempt ended, with the fields every attempt event carries."""
+        self.log(
+            level,
+            event,
+            task_id=task.task_id,
+            worker_id=task.worker_id,
+            attempt=task.attempt,
+            queue=_queue_name(task),
+            duration=duration,
+            **fields,
+        )
 
 
 def _queue_name(task: TaskRecord[Any]) -> str:

@@ -210,7 +210,7 @@ class ThreadRuntime:
     def _serve(self, core: Core[Any], worker: Worker) -> bool:
         """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`)."""
         channel: SimpleQueue[object] = core.queue.channel  # type: ignore[assignment]
-        get, take = channel.get, core.queue.take
+        get, next_task = channel.get, core.next_task
         timeout = core.config.policy.interval if worker.burst else None
         try:
             while True:
@@ -222,8 +222,8 @@ class ThreadRuntime:
                     continue
                 if token is EXIT:
                     return False
-                task = take()
-                if task is None or not core.admit(task):
+                task = next_task()
+                if task is None:
                     continue  # cancelled or drained since it was queued
                 if self._run(core, worker, task):
                     return True
