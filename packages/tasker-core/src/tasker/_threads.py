@@ -238,10 +238,7 @@ class ThreadRuntime:
         if task.timeout is not None:
             self._watch(core, task, start + task.timeout)
         try:
-            if core.observers.task_attempt_context:
-                result = task.context.run(call_in_scope, task, worker.resource, worker.worker_id)
-            else:
-                result = task.context.run(call_in_task, task, worker.resource)
+            result = _call(core, task, worker.resource, worker.worker_id)
         except BaseException as error:
             return core.attempt_failed(worker, task, error, start)
         core.attempt_succeeded(worker, task, result, start)
@@ -324,11 +321,16 @@ class ThreadRuntime:
                 self._destroy(core, step.resource)
                 continue
             try:
-                if isinstance(step, Call) and core.observers.task_attempt_context:
-                    outcome = task.context.run(call_in_scope, task, step.resource, None)
-                elif isinstance(step, Call):
-                    outcome = task.context.run(call_in_task, task, step.resource)
+                if isinstance(step, Call):
+                    outcome = _call(core, task, step.resource, None)
                 else:
                     outcome = core.config.on_create()
             except BaseException as error:  # handed to the steps, which decide
                 failure = error
+
+
+def _call(core: Core[Any], task: TaskRecord[Any], resource: Any, worker_id: int | None) -> Any:
+    """Run the task on `resource` in its context, inside the plugins' scopes if any."""
+    if core.observers.task_attempt_context:
+        return task.context.run(call_in_scope, task, resource, worker_id)
+    return task.context.run(call_in_task, task, resource)

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from tasker.sketch import QuantileSketch
 
@@ -236,13 +236,10 @@ class InMemoryCollector:
 
     def record_retry(self, task: TaskInfo, error: BaseException) -> None:
         """Count one retry."""
-        retries = self._retries
-        retries.append(None)
-        if len(retries) >= self._limit:
-            self._fold_unless_busy()
+        self._buffer(self._retries, None)
 
-    def _buffer(self, buffer: list[float], duration: float) -> None:
-        buffer.append(duration)
+    def _buffer(self, buffer: list[Any], event: Any) -> None:
+        buffer.append(event)
         if len(buffer) >= self._limit:
             self._fold_unless_busy()
 
