@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
+import queue
 import threading
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, assert_type
 
@@ -27,6 +29,52 @@ def run(main: Callable[[], Coroutine[Any, Any, None]], loop: str = "asyncio") ->
     factory = uvloop.new_event_loop if loop == "uvloop" else None
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(asyncio.wait_for(main(), 30))
+
+
+class _BlockingCalls:
+    """Records blocking waits made on the thread that runs the event loop, while it runs."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[str] = []
+        self._monkeypatch = monkeypatch
+        self._loop_thread: int | None = None
+
+    def _wrap(self, owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == self._loop_thread and _loop_running():
+                self.calls.append(label)
+            return original(*args, **kwargs)
+
+        self._monkeypatch.setattr(owner, name, watched)
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        self._loop_thread = threading.get_ident()
+        for owner, name, label in (
+            (time, "sleep", "time.sleep"),
+            (threading.Event, "wait", "Event.wait"),
+            (threading.Condition, "wait", "Condition.wait"),
+            (threading.Thread, "join", "Thread.join"),
+            (threading.Semaphore, "acquire", "Semaphore.acquire"),
+            (Future, "result", "Future.result"),
+            (queue.Queue, "get", "Queue.get"),
+            (queue.Queue, "put", "Queue.put"),
+        ):
+            self._wrap(owner, name, label)
+        try:
+            yield
+        finally:
+            self._monkeypatch.undo()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class AsyncResources(Resources):
@@ -198,14 +246,11 @@ class TestLoop:
         with pytest.raises(RuntimeError, match="inside a running event loop"):
             AsyncTaskManager.builder().build()
 
-    def test_nothing_blocks_the_loop(self, caplog: pytest.LogCaptureFixture) -> None:
+    def test_nothing_blocks_the_loop(self, monkeypatch: pytest.MonkeyPatch) -> None:
         resources = AsyncResources()
-        caplog.set_level(logging.WARNING, logger="asyncio")
+        blocking = _BlockingCalls(monkeypatch)
 
         async def main() -> None:
-            loop = asyncio.get_running_loop()
-            loop.set_debug(True)
-            loop.slow_callback_duration = 0.05
             manager = await (
                 AsyncTaskManager.builder()
                 .with_resource(resources.acreate, resources.adestroy)
@@ -219,23 +264,35 @@ class TestLoop:
                 return resource.rid
 
             futures = []
-            for _ in range(25):  # the test's own steps stay short too
+            for _ in range(25):
                 futures += [manager.submit(work) for _ in range(20)]
                 await asyncio.sleep(0)
             await asyncio.gather(*futures)
             await manager.stop()
 
-        run(main)
-        # the manager's own tasks (workers, supervisor) never hold the loop; the test's own
-        # steps are left out, a garbage collection can land in them on a busy machine
-        slow = [
-            r.getMessage()
-            for r in caplog.records
-            if "took" in r.getMessage()
-            and ("-worker-" in r.getMessage() or "-supervisor" in r.getMessage())
-        ]
-        assert not slow, slow
+        with blocking.watching():
+            run(main)
+        # the manager's workers and supervisor never call a blocking wait on the loop's thread
+        assert blocking.calls == []
         resources.assert_all_destroyed_once()
+
+    def test_the_blocking_call_detector_sees_a_blocking_task(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        blocking = _BlockingCalls(monkeypatch)
+
+        async def main() -> None:
+            manager = await build(AsyncResources())
+
+            async def blocks(resource: Resource) -> None:
+                threading.Event().wait(0)
+
+            await manager.submit(blocks)
+            await manager.stop()
+
+        with blocking.watching():
+            run(main)
+        assert "Event.wait" in blocking.calls
 
     @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
     def test_works_on_both_event_loops(self, loop: str) -> None:
