@@ -191,8 +191,9 @@ class TestRegistries:
             TaskManager.builder().with_plugins(first, second).with_policy("fixed")
 
     def test_a_plugin_clashing_with_a_builtin_is_an_error(self) -> None:
-        with pytest.raises(PluginError, match="'rate' is registered by both plugin 'tasker'"):
+        with pytest.raises(PluginError, match="'rate' is registered by both plugin") as raised:
             Plugins([Named("rate")])
+        assert "'tasker'" in str(raised.value)
 
     def test_builtins_are_registered_like_any_plugin(self) -> None:
         plugins = Plugins()

@@ -251,9 +251,21 @@ class Plugins:
             self.registries[kind] = registry
 
     def _impls(self, hook: str) -> list[tuple[str, Callable[..., Any]]]:
-        """`(plugin name, caller)` per implementation of `hook`, in pluggy's call order."""
+        """`(plugin name, caller)` per implementation of `hook`, in pluggy's call order.
+
+        pluggy keeps implementations sorted (trylast first, tryfirst last, later registrations
+        after earlier ones) and calls them from the end: the same order here. Each call is
+        isolated, so a wrapper (which would have to wrap the others) cannot be honoured and
+        is refused.
+        """
         calls = []
-        for impl in getattr(self._pm.hook, hook).get_hookimpls():  # in registration order
+        for impl in reversed(getattr(self._pm.hook, hook).get_hookimpls()):
+            if impl.hookwrapper or impl.wrapper:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} implements {hook} as a wrapper; tasker calls "
+                    "each implementation on its own, so wrapper=True and hookwrapper=True are "
+                    "not supported: use a plain @hookimpl"
+                )
             argnames = impl.argnames
             function = impl.function
 
