@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from tasker.events import Event
-from tasker.log import Logger
 from tasker.metrics import MetricsCollector, TaskInfo
 
 __all__ = ["CollectorFanout"]
@@ -14,14 +14,14 @@ __all__ = ["CollectorFanout"]
 class CollectorFanout:
     """A `MetricsCollector` that forwards to several; a collector that raises is logged."""
 
-    __slots__ = ("_logger", "_others")
+    __slots__ = ("_log", "_others")
 
-    def __init__(self, others: tuple[MetricsCollector, ...], logger: Logger) -> None:
+    def __init__(self, others: tuple[MetricsCollector, ...], log: Callable[..., None]) -> None:
         self._others = others
-        self._logger = logger
+        self._log = log  # the manager's guarded log path: a raising logger is contained too
 
     def _failed(self, collector: MetricsCollector, method: str, error: Exception) -> None:
-        self._logger.log(
+        self._log(
             logging.ERROR,
             Event.COLLECTOR_FAILED,
             collector=type(collector).__name__,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tasker.errors import RetriesExhaustedError
 from tasker.events import Event
 from tasker.health import HealthChecker
-from tasker.log import Logger
 from tasker.metrics import TaskInfo
 
 __all__ = ["FailureDecision", "decide_failure"]
@@ -35,7 +35,7 @@ def decide_failure(
     *,
     health_check: HealthChecker,
     max_retries: int,
-    logger: Logger,
+    log: Callable[..., None],
 ) -> FailureDecision:
     """Decide between "the task's own failure", "retry on a fresh worker" and "give up".
 
@@ -44,13 +44,14 @@ def decide_failure(
     - unhealthy, attempts left: the worker is replaced and the task retried;
     - unhealthy, no attempts left: the caller gets `RetriesExhaustedError` chaining `error`.
 
-    A health check that raises is logged and its verdict taken as "healthy", so a broken check
-    can neither lose the task nor churn the workers.
+    A health check that raises (any exception, `BaseException` included) is logged through
+    `log`, the manager's guarded log path, and its verdict taken as "healthy", so a broken
+    check can neither lose the task nor churn the workers.
     """
     try:
         healthy = bool(health_check(error))
-    except Exception as check_error:
-        logger.log(
+    except BaseException as check_error:  # user code: contained, whatever it raises
+        log(
             logging.ERROR,
             Event.HEALTH_CHECK_FAILED,
             task_id=task.task_id,
