@@ -376,12 +376,15 @@ class AsyncRuntime:
     async def _wait_token(self, core: Core[Any], worker: Worker) -> object:
         """Wait for a token when none is ready; `_IDLE` when an idle burst worker may retire."""
         channel: _Channel = core.queue.channel  # type: ignore[assignment]
-        if not worker.burst:
-            return await channel.get()
+        core.idle_begin()
         try:
+            if not worker.burst:
+                return await channel.get()
             return await asyncio.wait_for(channel.get(), core.config.policy.interval)
         except TimeoutError:
             return _IDLE
+        finally:
+            core.idle_end()
 
     async def _serve(self, core: Core[Any], worker: Worker) -> bool:
         """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`).
@@ -410,7 +413,7 @@ class AsyncRuntime:
                     continue
                 if token is EXIT:
                     return False
-                task = next_task()
+                task = next_task(worker)
                 if task is None:
                     continue  # cancelled or drained since it was queued
                 start = core.attempt_started(task, worker)
@@ -427,6 +430,8 @@ class AsyncRuntime:
                             replace = False
                         else:
                             replace = await self._run(core, worker, task, start, outcome)
+                        outcome = None
+                task = None  # hold no settled task (nor its result) while waiting for the next
                 if worker.interrupted:  # the attempt ended without our cancellation reaching it
                     await self._receive_interruption(worker)
                 if replace:

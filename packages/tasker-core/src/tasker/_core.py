@@ -24,11 +24,13 @@ from tasker._fanout import CollectorFanout
 from tasker._outcome import FailureDecision, decide_failure
 from tasker._pool import PoolSlots
 from tasker._queue import EXIT, Channel, TaskQueue
-from tasker._task import TaskRecord, release
+from tasker._task import ENDED, TaskRecord, TaskState, release
 from tasker._worker import Worker
 from tasker.errors import ManagerBrokenError, ManagerClosedError
 from tasker.events import Event
-from tasker.metrics import COMPLETED, FAILED, RETRIED, InMemoryCollector, TaskMetrics
+from tasker.metrics import COMPLETED as METRIC_COMPLETED
+from tasker.metrics import FAILED as METRIC_FAILED
+from tasker.metrics import RETRIED, InMemoryCollector, TaskMetrics
 from tasker.scaling import ScalingSnapshot
 from tasker.stats import KillReport, ManagerState, TaskStats
 
@@ -38,6 +40,13 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _perf = time.perf_counter
+
+QUEUED = TaskState.QUEUED
+RUNNING = TaskState.RUNNING
+COMPLETED = TaskState.COMPLETED
+FAILED = TaskState.FAILED
+TIMED_OUT = TaskState.TIMED_OUT
+CANCELLED = TaskState.CANCELLED
 
 
 class Signal(Protocol):
@@ -97,7 +106,7 @@ class Core(Generic[R]):
         # if any, through a fan-out that isolates their failures
         self.metrics_collector = InMemoryCollector()
         self.extra: CollectorFanout | None = (
-            CollectorFanout(config.collectors, config.logger) if config.collectors else None
+            CollectorFanout(config.collectors, self.log) if config.collectors else None
         )
         self.pool: PoolSlots[R] = PoolSlots(config.pool_size)
         self._lock = threading.Lock()
@@ -107,6 +116,8 @@ class Core(Generic[R]):
         self._pending = 0  # submitted to the queues and not yet ended
         self._ready = 0  # workers holding a resource
         self._retire_quota = 0  # idle burst workers asked to leave
+        self._idle = 0  # workers waiting for a task token
+        self._claimed = 0  # queued tasks claimed by an idle worker on submission
         # lifecycle flags; `accepting` is their fast summary for the submit path
         self.accepting = False
         self.killed = False
@@ -167,7 +178,11 @@ class Core(Generic[R]):
         once: bool,
         timeout: float | None,
     ) -> TaskRecord[Any]:
-        """Queue `fn(resource, *args)`; raise at once if the manager does not accept work."""
+        """Queue `fn(resource, *args)`; raise at once if the manager does not accept work.
+
+        A task that finds a worker idle is claimed for it: a later `cancel_queued` leaves it
+        to run, as it would had the worker already picked it up.
+        """
         if not callable(fn):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
         if not self.accepting:
@@ -177,14 +192,18 @@ class Core(Generic[R]):
         elif isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         task = self._new_record(self, fn, args, next(self._task_ids), priority, once, timeout)
-        self.metrics_collector.record_arrival(task)
-        if self.extra is not None:
-            self.extra.record_arrival(task)
         with self._lock:
             if not self.accepting:
                 raise self.refusal()
             self._pending += 1
+            if self._idle > self._claimed:
+                task.claimed = True
+                self._claimed += 1
             self.queue.put(task)
+            # counted once accepted, before a worker can finish it
+            self.metrics_collector.record_arrival(task)
+        if self.extra is not None:
+            self.extra.record_arrival(task)
         if self.observers.task_queued:
             self.observers.emit("tasker_task_queued", task=task)
         return task
@@ -207,15 +226,43 @@ class Core(Generic[R]):
         )
 
     def discard(self, task: TaskRecord[Any]) -> bool:
-        """A queued task was cancelled by its caller: take it out of its queue if still there."""
-        if self.queue.remove(task):
-            release(task)
-            # no worker will dequeue it: tell `concurrent.futures.wait()` and `as_completed()`
-            task.set_running_or_notify_cancel()
-            self.finished(task, "cancelled", None)
-            self.task_done()
-            return True
-        return False
+        """Its caller cancels a task: end it as cancelled if it is still queued.
+
+        O(1): the record stays in its deque, ended; the worker that meets it skips it.
+        """
+        with self._lock:
+            if task.state is not QUEUED:
+                return False
+            task.state = CANCELLED
+            self.queue.forget(task)
+            self._pending -= 1
+            wake = self.closing and not self._pending
+        release(task)
+        self._conclude(task, CANCELLED)
+        if wake:
+            self.wake.set()
+        return True
+
+    def cancel_running(self, task: TaskRecord[Any]) -> bool:
+        """Its caller cancels a running task (asyncio): answer it now, interrupt the attempt."""
+        with self._lock:
+            if task.state is not RUNNING:
+                return False
+            task.state = CANCELLED
+            task.cancel_requested = True
+        self.runtime.interrupt(task)
+        self._conclude(task, CANCELLED)
+        return True
+
+    def idle_begin(self) -> None:
+        """A worker starts waiting for a task token."""
+        with self._lock:
+            self._idle += 1
+
+    def idle_end(self) -> None:
+        """A worker stops waiting for a task token."""
+        with self._lock:
+            self._idle -= 1
 
     def task_done(self) -> None:
         """One pending task ended; wake the supervisor when a stop was waiting for it."""
@@ -250,24 +297,22 @@ class Core(Generic[R]):
         if self.extra is not None:
             self.extra.record_arrival(task)
 
-    def next_task(self) -> TaskRecord[Any] | None:
-        """A worker took a task token: the task to run now, or `None` if there is none.
+    def next_task(self, worker: Worker) -> TaskRecord[Any] | None:
+        """A worker took a task token: claim the next queued task for it, or `None`.
 
-        The token's task may have been cancelled by its caller (taken out of its queue, or
-        still in it) or drained by `kill()` since it was queued.
+        Taking and claiming happen under the lock, so `kill()` sees every task either queued or
+        running, never in between.
         """
-        task = self.queue.take()
-        if task is None:
-            return None
-        if task.attempt == 0 and not task.set_running_or_notify_cancel():
-            release(task)
-            self.finished(task, "cancelled", None)
-            self.task_done()  # cancelled while queued, after a worker had dequeued it
-            return None
-        if self.killed:  # dequeued just as kill() drained the queues: do not start it
-            release(task)
-            task._abandon()
-            return None
+        with self._lock:
+            task = self.queue.take()
+            if task is None:
+                return None
+            task.state = RUNNING
+            worker.current = task
+            if task.claimed:
+                self._claimed -= 1
+        if task.attempt == 0:
+            task.set_running_or_notify_cancel()  # False only once kill() has ended it
         return task
 
     def attempt_started(self, task: TaskRecord[Any], worker: Worker | None) -> float:
@@ -276,7 +321,6 @@ class Core(Generic[R]):
         if worker is not None:
             task.worker_id = worker.worker_id
             task.resource = worker.resource
-            worker.current = task
         task.started_at = start = _perf()
         if self.extra is not None:
             self.extra.record_start(task, start - task.queued_at if worker else 0.0)
@@ -303,9 +347,9 @@ class Core(Generic[R]):
         extra = self.extra
         if extra is None:
             return
-        if outcome == COMPLETED:
+        if outcome == METRIC_COMPLETED:
             extra.record_completion(task, elapsed)
-        elif outcome == FAILED:
+        elif outcome == METRIC_FAILED:
             assert error is not None
             extra.record_failure(task, elapsed, error)
         else:
@@ -314,39 +358,101 @@ class Core(Generic[R]):
 
     # --------------------------------------------------------------- outcomes
 
-    def finished(self, task: TaskRecord[Any], outcome: str, error: BaseException | None) -> None:
-        """Tell observers a task ended for good."""
+    def _conclude(
+        self,
+        task: TaskRecord[Any],
+        state: TaskState,
+        value: Any = None,
+        wait: float = 0.0,
+        elapsed: float = 0.0,
+        *,
+        record: bool = True,
+    ) -> None:
+        """The terminal steps of a task that just moved to `state`, performed once.
+
+        Metrics first, then the observers and the log, then the caller: whoever sees the
+        outcome finds it counted already. `value` is the result or the error; `record=False`
+        leaves out the attempt metrics (no attempt ran).
+        """
+        if not record or state is CANCELLED:
+            pass
+        elif state is COMPLETED:
+            if self.extra is None:
+                self.metrics_collector.record_attempt(wait, elapsed, METRIC_COMPLETED)
+            else:
+                self.record_attempt(task, wait, elapsed, METRIC_COMPLETED)
+        else:
+            self.record_attempt(task, wait, elapsed, METRIC_FAILED, value)
+            if state is TIMED_OUT:
+                self._log_attempt(
+                    logging.WARNING, Event.TASK_TIMED_OUT, task, elapsed, timeout=task.timeout
+                )
+            else:
+                self._log_attempt(logging.DEBUG, Event.TASK_FAILED, task, elapsed, error=value)
         if self.observers.task_finished:
-            self.observers.emit("tasker_task_finished", task=task, outcome=outcome, error=error)
+            error = None if state is COMPLETED or state is CANCELLED else value
+            self.observers.emit("tasker_task_finished", task=task, outcome=state, error=error)
+        if state is COMPLETED:
+            task._resolve(value)
+        elif state is CANCELLED:
+            task._abandon()
+        else:
+            task._fail(value)
+
+    def _settle(
+        self,
+        task: TaskRecord[Any],
+        state: TaskState,
+        value: Any = None,
+        wait: float = 0.0,
+        elapsed: float = 0.0,
+    ) -> bool:
+        """Move a task that has not ended to `state` and conclude it; `False` if it had ended."""
+        with self._lock:
+            if task.state in ENDED:
+                return False
+            task.state = state
+        self._conclude(task, state, value, wait, elapsed)
+        return True
+
+    def _end_attempt(self, worker: Worker, task: TaskRecord[Any], state: TaskState) -> bool:
+        """The worker's attempt returned: free the worker; `True` if the task moved to `state`."""
+        with self._lock:
+            worker.current = None
+            ended = task.state is RUNNING
+            if ended:
+                task.state = state
+            if self.killed:
+                return ended
+            self._pending -= 1
+            if self._pending or not self.closing:
+                return ended
+        self.wake.set()
+        return ended
 
     def attempt_succeeded(
         self, worker: Worker, task: TaskRecord[Any], result: object, start: float
     ) -> None:
-        """Settle a successful attempt on a worker: metrics first, then the caller."""
+        """A worker's attempt returned `result`: complete the task unless it ended meanwhile."""
         elapsed = _perf() - start
-        if self._attempt_ended(worker, task):
-            self._settled_elsewhere(task)
-            return
-        wait = start - task.queued_at
-        if self.extra is None:
-            self.metrics_collector.record_attempt(wait, elapsed, COMPLETED)
-        else:
-            self.record_attempt(task, wait, elapsed, COMPLETED)
-        if self.observers.task_finished:
-            self.finished(task, "completed", None)
         release(task)
-        task._resolve(result)
-        self.task_done()
+        if self._end_attempt(worker, task, COMPLETED):
+            self._conclude(task, COMPLETED, result, start - task.queued_at, elapsed)
 
     def attempt_failed(
         self, worker: Worker, task: TaskRecord[Any], error: BaseException, start: float
     ) -> bool:
-        """Settle a failed attempt on a worker; return `True` if the worker must be replaced."""
+        """A worker's attempt raised; return `True` if the worker must be replaced.
+
+        The worker keeps the task as its current one while the health check decides, so a
+        `kill()` from inside the check finds it running and cancels it.
+        """
         elapsed = _perf() - start
-        if self._attempt_ended(worker, task):
-            self._settled_elsewhere(task)
-            return False
         wait_time = start - task.queued_at
+        if task.state is not RUNNING:  # answered elsewhere (kill, timeout, cancellation)
+            release(task)
+            self._end_attempt(worker, task, FAILED)
+            return False
         decision = self._decide(task, error)
         if decision.replace_worker:
             self.log(
@@ -357,46 +463,19 @@ class Core(Generic[R]):
                 attempt=task.attempt,
                 error=error,
             )
-        if decision.retry and self._requeue(task, error, wait_time, elapsed):
+        if decision.retry and self._requeue(worker, task, error, wait_time, elapsed):
             return True
+        final = decision.error if decision.error is not None else error
         release(task)
-        self._deliver_failure(task, decision, error, wait_time, elapsed)
-        self.task_done()
+        if self._end_attempt(worker, task, FAILED):
+            self._conclude(task, FAILED, final, wait_time, elapsed)
         return decision.replace_worker
-
-    def _attempt_ended(self, worker: Worker, task: TaskRecord[Any]) -> bool:
-        """The worker's attempt ended: `True` if its caller was answered elsewhere already.
-
-        A kill, a cancellation or a timeout may have answered the caller while the attempt ran.
-        A timed attempt is closed under the lock that `deadline_passed` takes too, so the
-        worker and the timeout never both settle it.
-        """
-        if task.timeout is None:
-            worker.current = None
-            return self.killed or task.cancel_requested
-        with self._lock:
-            worker.current = None
-            return self.killed or task.cancel_requested
-
-    def _settled_elsewhere(self, task: TaskRecord[Any]) -> None:
-        """An attempt ended after its caller got its outcome from someone else.
-
-        After `kill()` the caller already has `CancelledError` (and nothing is pending any
-        more); after a timeout or a cancellation the caller knows too, but the task still
-        counted as pending until now.
-        """
-        release(task)
-        if self.killed:
-            task._abandon()
-        else:
-            self.task_done()
 
     def attempt_cancelled(self, worker: Worker, task: TaskRecord[Any]) -> None:
         """A running attempt was interrupted because its caller cancelled it (asyncio)."""
-        worker.current = None
-        if not self.killed:  # kill() reports its own cancellations
-            self.finished(task, "cancelled", None)
-        self._settled_elsewhere(task)
+        release(task)
+        if self._end_attempt(worker, task, CANCELLED):
+            self._conclude(task, CANCELLED)
 
     def _decide(self, task: TaskRecord[Any], error: BaseException) -> FailureDecision:
         cfg = self.config
@@ -405,37 +484,41 @@ class Core(Generic[R]):
             error,
             health_check=cfg.health_check,
             max_retries=cfg.max_retries,
-            logger=self.logger,
+            log=self.log,
         )
 
-    def _deliver_failure(
+    def _requeue(
         self,
+        worker: Worker,
         task: TaskRecord[Any],
-        decision: FailureDecision,
         error: BaseException,
         wait_time: float,
         elapsed: float,
-    ) -> BaseException:
-        final = decision.error if decision.error is not None else error
-        self.record_attempt(task, wait_time, elapsed, FAILED, final)
-        self._log_attempt(logging.DEBUG, Event.TASK_FAILED, task, elapsed, error=final)
-        self.finished(task, "failed", final)
-        task._fail(final)
-        return final
-
-    def _requeue(
-        self, task: TaskRecord[Any], error: BaseException, wait_time: float, elapsed: float
     ) -> bool:
-        """Queue a retry at the front of its queue; `False` if the manager can no longer run it."""
+        """Queue a retry at the front of its queue; `False` if the manager can no longer run it.
+
+        Also `True` when the task ended meanwhile (a `kill()` from the health check): there is
+        nothing left to deliver.
+        """
         # counted before the retry is visible, so metrics() never lags what callers can see
         self.record_attempt(task, wait_time, elapsed, RETRIED, error)
         with self._lock:
-            requeued = not (self.killed or self._broken)
-            if requeued:
+            if task.state is not RUNNING:
+                worker.current = None
+                ended_elsewhere = True
+            else:
+                ended_elsewhere = False
+                if self.killed or self._broken:
+                    return False
+                worker.current = None
+                task.state = QUEUED
                 task.queued_at = _perf()
                 self.queue.put_front(task)
-        if not requeued:
-            return False
+        if ended_elsewhere:
+            release(task)
+            if not self.killed:
+                self.task_done()
+            return True
         self._log_retry(task, error, elapsed)
         return True
 
@@ -460,6 +543,7 @@ class Core(Generic[R]):
         if self.closing or self.killed:
             raise self.refusal()
         task = self._new_record(self, fn, (), next(self._task_ids), False, once, None)
+        task.state = RUNNING
         task.set_running_or_notify_cancel()
         self.record_arrival(task)
         return task
@@ -479,52 +563,44 @@ class Core(Generic[R]):
             self._log_retry(task, error, elapsed)
             return True, None
         final = decision.error if decision.error is not None else error
-        self.record_attempt(task, 0.0, elapsed, FAILED, final)
-        self.finished(task, "failed", final)
+        self._settle(task, FAILED, final, 0.0, elapsed)
         return decision.replace_worker, final
 
     def run_task_unavailable(self, task: TaskRecord[Any], error: BaseException) -> None:
         """No resource could be made for a `run_task` call."""
-        self.record_attempt(task, 0.0, 0.0, FAILED, error)
+        self.record_attempt(task, 0.0, 0.0, METRIC_FAILED, error)
 
     def deadline_passed(self, task: TaskRecord[Any], attempt: int, elapsed: float) -> None:
-        """Attempt `attempt` of a thread task outlived its timeout: time it out if it still runs."""
-        with self._lock:  # see `_attempt_ended`
-            if (
-                task.attempt != attempt
-                or task.cancel_requested
-                or not any(w.current is task for w in self.workers)
-            ):
-                return
-            task.cancel_requested = True
-        self.attempt_timed_out(task, elapsed)
-
-    def attempt_timed_out(self, task: TaskRecord[Any], elapsed: float) -> None:
-        """A running attempt outlived its timeout: its caller gets `TimeoutError` now.
+        """Attempt `attempt` of a thread task outlived its timeout: time it out if it still runs.
 
         The task is told to stop (`current_task().cancelled`); its worker is not replaced and
         picks up the next task once the overdue one returns.
         """
-        task.cancel_requested = True
-        error = TimeoutError(f"task {task.task_id} timed out after {task.timeout} s")
-        if task._fail(error):
-            self.record_attempt(task, task.started_at - task.queued_at, elapsed, FAILED, error)
-            self.finished(task, "timed_out", error)
-            self._log_attempt(
-                logging.WARNING, Event.TASK_TIMED_OUT, task, elapsed, timeout=task.timeout
-            )
+        with self._lock:
+            if task.attempt != attempt or task.state is not RUNNING:
+                return
+            task.state = TIMED_OUT
+            task.cancel_requested = True
+        self._conclude(
+            task, TIMED_OUT, self._timeout_error(task), task.started_at - task.queued_at, elapsed
+        )
+
+    def _timeout_error(self, task: TaskRecord[Any]) -> TimeoutError:
+        return TimeoutError(f"task {task.task_id} timed out after {task.timeout} s")
 
     def attempt_expired(self, worker: Worker, task: TaskRecord[Any], start: float) -> None:
         """An attempt was cancelled by its timeout (asyncio): settle it, keep the worker."""
-        worker.current = None
+        elapsed = _perf() - start
         release(task)
-        self.attempt_timed_out(task, _perf() - start)
-        self.task_done()
+        task.cancel_requested = True
+        if self._end_attempt(worker, task, TIMED_OUT):
+            self._conclude(
+                task, TIMED_OUT, self._timeout_error(task), start - task.queued_at, elapsed
+            )
 
     def run_task_succeeded(self, task: TaskRecord[Any], start: float) -> None:
-        """Count a successful `run_task` attempt."""
-        self.record_attempt(task, 0.0, _perf() - start, COMPLETED)
-        self.finished(task, "completed", None)
+        """Count a successful `run_task` attempt (the caller gets the result directly)."""
+        self._settle(task, COMPLETED, None, 0.0, _perf() - start)
 
     # -------------------------------------------------------------- resources
 
@@ -559,6 +635,8 @@ class Core(Generic[R]):
             self._broken = True
             self.accepting = False
             doomed = self.queue.drain()
+            for task in doomed:
+                task.state = FAILED
             self._pending -= len(doomed)
             wake = self.closing and not self._pending
         self.log(logging.ERROR, Event.MANAGER_BROKEN, failed_tasks=len(doomed), error=error)
@@ -569,8 +647,7 @@ class Core(Generic[R]):
                 f"(no worker could create its resource): {error!r}"
             )
             broken.__cause__ = error
-            self.finished(task, "failed", broken)
-            task._fail(broken)
+            self._conclude(task, FAILED, broken, record=False)
         if wake:
             self.wake.set()
 
@@ -711,29 +788,27 @@ class Core(Generic[R]):
     def cancel_queued(self) -> int:
         """Stop gracefully, but cancel every queued task first; return how many were cancelled.
 
-        Running tasks finish as usual (`Executor.shutdown(cancel_futures=True)`).
+        Running tasks finish as usual, and so do tasks claimed by an idle worker when they were
+        submitted (`Executor.shutdown(cancel_futures=True)`).
         """
         self.begin_stop()
         with self._lock:
-            queued = self.queue.drain()
+            queued = self.queue.drain(keep_claimed=True)
+            for task in queued:
+                task.state = CANCELLED
             self._pending -= len(queued)
-        cancelled = self._cancel_drained(queued)
-        self.wake.set()  # the supervisor checks whether anything is left to wait for
-        return cancelled
-
-    def _cancel_drained(self, tasks: list[TaskRecord[Any]]) -> int:
-        """End tasks taken out of the queues as cancelled; return how many were still pending."""
-        cancelled = 0
-        for task in tasks:
+        for task in queued:
             release(task)
-            cancelled += task._abandon()
-        if self.observers.task_finished:
-            for task in tasks:
-                self.finished(task, "cancelled", None)
-        return cancelled
+            self._conclude(task, CANCELLED)
+        self.wake.set()  # the supervisor checks whether anything is left to wait for
+        return len(queued)
 
     def kill(self) -> KillReport:
-        """Refuse new work, cancel queued tasks, abandon running ones, tear everything down."""
+        """Refuse new work, cancel queued tasks, abandon running ones, tear everything down.
+
+        Every task that has not ended is ended here, under the lock: queued ones count as
+        cancelled, running ones (their worker's current task) as abandoned.
+        """
         with self._lock:
             if self.killed or self._stopped:
                 return KillReport(cancelled_tasks=0, abandoned_tasks=0)
@@ -742,35 +817,44 @@ class Core(Generic[R]):
             self.accepting = False
             self.shutdown.set()
             queued = self.queue.drain()
+            running = [
+                w.current
+                for w in self.workers
+                if w.current is not None and w.current.state is RUNNING
+            ]
+            for task in queued:
+                task.state = CANCELLED
+            for task in running:
+                task.state = CANCELLED
+                task.cancel_requested = True
             self._pending = 0
-            running = [w.current for w in self.workers if w.current is not None]
             live = len(self.workers)
-        cancelled = self._cancel_drained(queued)
-        for task in running:  # before waking cooperative tasks, so none can finish first
-            task._abandon()
+        for task in queued:
+            release(task)
+        for task in running:
             self.runtime.interrupt(task)
         self.killed_signal.set()
-        abandoned = 0
+        for task in queued:
+            self._conclude(task, CANCELLED)
         for task in running:
-            if task.cancelled():  # not if it had already finished when kill() looked
-                abandoned += 1
-                self.finished(task, "cancelled", None)
-                self.log(
-                    logging.WARNING,
-                    Event.TASK_ABANDONED,
-                    task_id=task.task_id,
-                    worker_id=task.worker_id,
-                    attempt=task.attempt,
-                )
+            self._conclude(task, CANCELLED)
+            self.log(
+                logging.WARNING,
+                Event.TASK_ABANDONED,
+                task_id=task.task_id,
+                worker_id=task.worker_id,
+                attempt=task.attempt,
+            )
         self.queue.send(EXIT, live)
         self.wake.set()
+        report = KillReport(cancelled_tasks=len(queued), abandoned_tasks=len(running))
         self.log(
             logging.WARNING,
             Event.MANAGER_KILLED,
-            cancelled_tasks=cancelled,
-            abandoned_tasks=abandoned,
+            cancelled_tasks=report.cancelled_tasks,
+            abandoned_tasks=report.abandoned_tasks,
         )
-        return KillReport(cancelled_tasks=cancelled, abandoned_tasks=abandoned)
+        return report
 
     def finish_begin(self) -> list[Worker]:
         """The supervisor's last act begins: release every worker; return them to join."""

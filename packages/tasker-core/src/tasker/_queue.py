@@ -2,10 +2,13 @@
 
 Every queued task puts one token on a channel (a `queue.SimpleQueue` for threads, an
 `asyncio.Queue` on an event loop); a worker takes a token, then pops the priority queue first
-and the main queue second. Pops and appends are single deque operations, so the hot path takes
-no Python-level lock. A token whose task was removed (cancelled, or drained by `kill()`) finds
+and the main queue second. A token whose task was removed (cancelled, or drained by `kill()`) finds
 both queues empty and is simply skipped. Control messages travel on the same channel, behind
 the tasks already queued.
+
+A cancelled task is not searched for: it is marked ended and stays in its deque until a worker
+pops it and skips it (lazy deletion), so a cancellation costs O(1) at any depth. The engine calls
+`take`, `forget` and `drain` under its lock.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Final, Protocol
 
-from tasker._task import TaskRecord
+from tasker._task import TaskRecord, TaskState
 
 __all__ = ["EXIT", "TASK", "Channel", "TaskQueue"]
 
@@ -22,6 +25,8 @@ EXIT: Final = object()
 
 TASK: Final = None
 """The token of a queued task."""
+
+_QUEUED = TaskState.QUEUED
 
 
 class Channel(Protocol):
@@ -34,11 +39,13 @@ class Channel(Protocol):
 class TaskQueue:
     """Priority and main FIFO queues; retried tasks re-enter at the front of their queue."""
 
-    __slots__ = ("_main", "_priority", "channel")
+    __slots__ = ("_dead_main", "_dead_priority", "_main", "_priority", "channel")
 
     def __init__(self, channel: Channel) -> None:
         self._priority: deque[TaskRecord[Any]] = deque()
         self._main: deque[TaskRecord[Any]] = deque()
+        self._dead_priority = 0  # ended tasks still in `_priority`, skipped when met
+        self._dead_main = 0
         self.channel = channel
 
     def put(self, task: TaskRecord[Any]) -> None:
@@ -57,43 +64,51 @@ class TaskQueue:
             self.channel.put_nowait(token)
 
     def take(self) -> TaskRecord[Any] | None:
-        """Pop the next task for a `TASK` token: priority first; `None` if it was removed."""
+        """Pop the next queued task for a `TASK` token, priority first; `None` if there is none.
+
+        Ended tasks met on the way (cancelled while queued) are dropped.
+        """
         priority = self._priority
-        if priority:  # tested first: raising IndexError for every normal task costs more
-            try:
-                return priority.popleft()
-            except IndexError:  # another worker took the last one meanwhile
-                pass
-        try:
-            return self._main.popleft()
-        except IndexError:
-            return None
+        while priority:  # tested first: raising IndexError for every normal task costs more
+            task = priority.popleft()
+            if task.state is _QUEUED:
+                return task
+            self._dead_priority -= 1
+        main = self._main
+        while main:
+            task = main.popleft()
+            if task.state is _QUEUED:
+                return task
+            self._dead_main -= 1
+        return None
 
-    def remove(self, task: TaskRecord[Any]) -> bool:
-        """Take `task` out of its queue; `False` if a worker (or `drain`) already took it."""
-        try:
-            (self._priority if task.priority else self._main).remove(task)
-        except ValueError:
-            return False
-        return True
+    def forget(self, task: TaskRecord[Any]) -> None:
+        """`task`, still in its deque, has just ended: count it out of the depth."""
+        if task.priority:
+            self._dead_priority += 1
+        else:
+            self._dead_main += 1
 
-    def drain(self) -> list[TaskRecord[Any]]:
-        """Remove and return every queued task, priority ones first."""
+    def drain(self, *, keep_claimed: bool = False) -> list[TaskRecord[Any]]:
+        """Remove and return every queued task, priority ones first.
+
+        With `keep_claimed`, tasks claimed by an idle worker on submission stay queued.
+        """
         tasks: list[TaskRecord[Any]] = []
         for queue in (self._priority, self._main):
-            while True:
-                try:
-                    tasks.append(queue.popleft())
-                except IndexError:
-                    break
+            kept = [t for t in queue if t.state is _QUEUED and keep_claimed and t.claimed]
+            tasks += [t for t in queue if t.state is _QUEUED and not (keep_claimed and t.claimed)]
+            queue.clear()
+            queue.extend(kept)
+        self._dead_priority = self._dead_main = 0
         return tasks
 
     @property
     def main_depth(self) -> int:
         """Tasks waiting in the main queue."""
-        return len(self._main)
+        return len(self._main) - self._dead_main
 
     @property
     def priority_depth(self) -> int:
         """Tasks waiting in the priority queue."""
-        return len(self._priority)
+        return len(self._priority) - self._dead_priority

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from tasker._condition import FutureCondition
@@ -20,7 +21,15 @@ from tasker.errors import CancelledError
 if TYPE_CHECKING:
     from tasker._core import Core
 
-__all__ = ["RunningTask", "TaskFuture", "TaskRecord", "current_task", "release"]
+__all__ = [
+    "ENDED",
+    "RunningTask",
+    "TaskFuture",
+    "TaskRecord",
+    "TaskState",
+    "current_task",
+    "release",
+]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -33,9 +42,49 @@ _CURRENT: contextvars.ContextVar[TaskRecord[Any] | None] = contextvars.ContextVa
 )
 
 
+class TaskState(StrEnum):
+    """Where a task is in its life; the terminal values are the outcomes hooks publish.
+
+    ```text
+                 Core.submit
+                     |
+                     v
+       +-------> QUEUED --Core.discard / Core.kill / cancel_queued / broken--> CANCELLED
+       |             |                                                        (or FAILED)
+       |     Core.next_task (a worker claims it)
+       |             |
+       |             v
+       +--------- RUNNING --Core.attempt_succeeded------------------------> COMPLETED
+     Core.attempt_failed |--Core.attempt_failed (no retry)----------------> FAILED
+      (retry)            |--Core.deadline_passed / attempt_expired-------> TIMED_OUT
+                         +--Core.kill / cancel_running (asyncio)----------> CANCELLED
+    ```
+
+    Every move happens under the engine's lock; a move out of a terminal state never happens,
+    so whoever loses a race to end a task (a worker finishing as `kill()` cancels it, a deadline
+    passing as the attempt returns) finds it ended and does nothing. `Core._conclude` performs
+    the terminal steps of the winner, once.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+ENDED = frozenset((TaskState.COMPLETED, TaskState.FAILED, TaskState.TIMED_OUT, TaskState.CANCELLED))
+"""The terminal states."""
+
+_QUEUED = TaskState.QUEUED
+
+
 class TaskRecord(Protocol[T_co]):
     """What the engine needs of a task, whichever executor runs it."""
 
+    state: TaskState
+    claimed: bool
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     task_id: int
@@ -85,6 +134,7 @@ _RECORD_SLOTS = (
     "args",
     "attempt",
     "cancel_requested",
+    "claimed",
     "context",
     "fn",
     "once",
@@ -92,6 +142,7 @@ _RECORD_SLOTS = (
     "queued_at",
     "resource",
     "started_at",
+    "state",
     "task_id",
     "timeout",
     "worker_id",
@@ -103,6 +154,8 @@ class _RecordFields:
 
     __slots__ = ()
     _core: Core[Any]
+    state: TaskState
+    claimed: bool
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     task_id: int
@@ -130,6 +183,8 @@ def _init_record(  # noqa: PLR0917 - hot path: a positional call is cheaper
 ) -> None:
     """Fill the `_RECORD_SLOTS` of a new record: queued now, in the caller's context."""
     record._core = core
+    record.state = _QUEUED
+    record.claimed = False
     record.fn = fn
     record.args = args
     record.task_id = task_id
@@ -193,11 +248,8 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
     _done_callbacks: list[Callable[[Future[Any]], object]]
 
     def cancel(self) -> bool:
-        """Cancel the task if it has not started; a queued task leaves its queue at once."""
-        if super().cancel():
-            self._core.discard(self)
-            return True
-        return False
+        """Cancel the task if it has not started; a queued task ends at once, as cancelled."""
+        return self._core.discard(self) or self.cancelled()
 
     def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
         """Call `fn(future)` when the task ends; an exception it raises is logged, not raised."""
@@ -352,13 +404,10 @@ class AsyncTaskFuture(asyncio.Future[T], _RecordFields):
     __slots__ = _RECORD_SLOTS
 
     def cancel(self, msg: Any | None = None) -> bool:
-        """Cancel the task: removed if queued, interrupted if running."""
+        """Cancel the task: ended at once if queued, interrupted if running."""
         if self.done():
             return False
-        self.cancel_requested = True
-        if not self._core.discard(self):
-            self._core.runtime.interrupt(self)
-        return super().cancel(msg)
+        return self._core.discard(self) or self._core.cancel_running(self)
 
     def set_running_or_notify_cancel(self) -> bool:
         """Mark the task started; `False` if its caller cancelled it first."""

@@ -53,6 +53,19 @@ class _Startup:
         return self.error
 
 
+class _Watch:
+    """A running attempt's deadline entry; the worker clears `task` when the attempt ends.
+
+    The deadline heap thus never keeps a settled task (and its result) alive.
+    """
+
+    __slots__ = ("attempt", "task")
+
+    def __init__(self, task: TaskRecord[Any], attempt: int) -> None:
+        self.task: TaskRecord[Any] | None = task
+        self.attempt = attempt
+
+
 class ThreadRuntime:
     """Runs a core on threads started by an `Executor` (the thread executor by default)."""
 
@@ -60,7 +73,7 @@ class ThreadRuntime:
         self._executor = executor
         self._core: Core[Any] | None = None
         self._supervisor: threading.Thread | None = None
-        self._deadlines: list[tuple[float, int, TaskRecord[Any], int]] = []
+        self._deadlines: list[tuple[float, int, _Watch]] = []
         self._deadline_lock = threading.Lock()
         self._seq = itertools.count()
 
@@ -210,22 +223,30 @@ class ThreadRuntime:
     def _serve(self, core: Core[Any], worker: Worker) -> bool:
         """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`)."""
         channel: SimpleQueue[object] = core.queue.channel  # type: ignore[assignment]
-        get, next_task = channel.get, core.next_task
+        get, get_nowait, next_task = channel.get, channel.get_nowait, core.next_task
         timeout = core.config.policy.interval if worker.burst else None
         try:
             while True:
                 try:
-                    token = get(timeout=timeout)
+                    token = get_nowait()
                 except Empty:
-                    if core.try_retire(worker):
+                    core.idle_begin()
+                    try:
+                        token = get(timeout=timeout)
+                    except Empty:
+                        token = None
+                    finally:
+                        core.idle_end()
+                    if token is None and core.try_retire(worker):
                         return False
-                    continue
                 if token is EXIT:
                     return False
-                task = next_task()
+                task = next_task(worker)
                 if task is None:
                     continue  # cancelled or drained since it was queued
-                if self._run(core, worker, task):
+                replace = self._run(core, worker, task)
+                task = None  # hold no settled task while waiting for the next one
+                if replace:
                     return True
                 if worker.burst and core.retiring and core.try_retire(worker):
                     return False  # idle between two tasks: leave as the policy asks
@@ -235,29 +256,34 @@ class ThreadRuntime:
     def _run(self, core: Core[Any], worker: Worker, task: TaskRecord[Any]) -> bool:
         """Run one attempt of `task`; return `True` if the worker must be replaced."""
         start = core.attempt_started(task, worker)
-        if task.timeout is not None:
-            self._watch(core, task, start + task.timeout)
+        watch = None if task.timeout is None else self._watch(core, task, start + task.timeout)
         try:
             result = _call(core, task, worker.resource, worker.worker_id)
         except BaseException as error:
+            if watch is not None:
+                watch.task = None
             return core.attempt_failed(worker, task, error, start)
+        if watch is not None:
+            watch.task = None
         core.attempt_succeeded(worker, task, result, start)
         return False
 
     # --------------------------------------------------------------- timeouts
 
-    def _watch(self, core: Core[Any], task: TaskRecord[Any], deadline: float) -> None:
+    def _watch(self, core: Core[Any], task: TaskRecord[Any], deadline: float) -> _Watch:
+        watch = _Watch(task, task.attempt)
         with self._deadline_lock:
             deadlines = self._deadlines
             if len(deadlines) > 4 * len(core.workers) + 64:
                 # attempts that ended early leave their entry behind until its deadline: drop
                 # them, so memory follows the running tasks, not the rate times the timeout
-                deadlines[:] = [e for e in deadlines if e[2].attempt == e[3] and not e[2].done()]
+                deadlines[:] = [e for e in deadlines if e[2].task is not None]
                 heapq.heapify(deadlines)
-            heapq.heappush(deadlines, (deadline, next(self._seq), task, task.attempt))
-            earliest = deadlines[0][2] is task
+            heapq.heappush(deadlines, (deadline, next(self._seq), watch))
+            earliest = deadlines[0][2] is watch
         if earliest:
             core.wake.set()
+        return watch
 
     def _expire_deadlines(self, core: Core[Any], interval: float) -> float:
         """Time out overdue attempts; return how long the supervisor may sleep."""
@@ -266,12 +292,14 @@ class ThreadRuntime:
             with self._deadline_lock:
                 if not self._deadlines:
                     return interval
-                deadline, _, task, attempt = self._deadlines[0]
+                deadline, _, watch = self._deadlines[0]
                 if deadline > now:
                     return min(interval, deadline - now)
                 heapq.heappop(self._deadlines)
-            if task.attempt == attempt and not task.cancel_requested:
-                core.deadline_passed(task, attempt, now - deadline + (task.timeout or 0.0))
+                task = watch.task
+            if task is not None:
+                core.deadline_passed(task, watch.attempt, now - deadline + (task.timeout or 0.0))
+            task = None
 
     # -------------------------------------------------------------- resources
 

@@ -1,0 +1,317 @@
+"""One task lifecycle: every task ends once, nothing holds a settled task, kill counts all."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+import sys
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pluggy
+import pytest
+
+from tasker import (
+    AsyncTaskManager,
+    CancelledError,
+    RetriesExhaustedError,
+    TaskManager,
+)
+from tasker.plugins import PluginError
+from tests.drivers import Driver, each_executor
+from tests.helpers import Resource, Resources
+
+hookimpl = pluggy.HookimplMarker("tasker")
+
+
+class Big:
+    """A result large enough to be worth freeing, and weakly referenceable."""
+
+
+def build(resources: Resources, workers: int = 1, **options: Any) -> TaskManager[Resource]:
+    builder = (
+        TaskManager.builder()
+        .with_resource(resources.create, resources.destroy)
+        .with_workers(workers, max_workers=workers)
+        .with_resource_pool(0)
+        .with_policy("fixed")
+    )
+    for name, value in options.items():
+        builder = getattr(builder, f"with_{name}")(*value)
+    return builder.build()
+
+
+class TestNothingHoldsASettledTask:
+    def test_a_thread_result_dies_with_its_last_reference(self, resources: Resources) -> None:
+        with build(resources) as manager:
+            future = manager.submit(lambda r: Big())
+            result = future.result(10)
+            alive = weakref.ref(result)
+            del result, future
+            gc.collect()
+            assert alive() is None
+
+    def test_a_thread_result_with_a_timeout_dies_with_its_last_reference(
+        self, resources: Resources
+    ) -> None:
+        with build(resources, timeout=(3600,)) as manager:
+            future = manager.submit(lambda r: Big())
+            result = future.result(10)
+            alive = weakref.ref(result)
+            del result, future
+            gc.collect()
+            assert alive() is None
+
+    def test_an_asyncio_result_dies_with_its_last_reference(self, resources: Resources) -> None:
+        async def main() -> None:
+            manager = await (
+                AsyncTaskManager.builder()
+                .with_resource(resources.create, resources.destroy)
+                .with_workers(1, max_workers=1)
+                .with_resource_pool(0)
+                .with_policy("fixed")
+                .build()
+            )
+
+            async def make(resource: Resource) -> Big:
+                await asyncio.sleep(0)
+                return Big()
+
+            for timeout in (None, 3600.0):
+                result = await manager.submit(make, timeout=timeout)
+                alive = weakref.ref(result)
+                del result
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                gc.collect()
+                assert alive() is None, f"timeout={timeout}"
+            await manager.stop()
+
+        asyncio.run(asyncio.wait_for(main(), 30))
+
+
+class TestIdleWorkersTakeTheirTasks:
+    def test_a_task_that_finds_an_idle_worker_runs_even_if_queued_tasks_are_cancelled(
+        self, resources: Resources
+    ) -> None:
+        gate = threading.Event()
+        manager = build(resources, workers=5)
+        executor = manager.as_executor()
+        futures = [executor.submit(lambda: gate.wait(10)) for _ in range(50)]
+        executor.shutdown(wait=False, cancel_futures=True)
+        gate.set()
+        assert manager.join(10)
+        outcomes = Counter("cancelled" if f.cancelled() else "ran" for f in futures)
+        assert outcomes == {"ran": 5, "cancelled": 45}
+
+
+class TestPluginHookOrder:
+    def test_hooks_run_in_pluggys_order(self, resources: Resources) -> None:
+        calls: list[str] = []
+
+        class First:
+            @hookimpl(tryfirst=True)
+            def tasker_task_queued(self, manager: str, task: Any) -> None:
+                calls.append("tryfirst")
+
+        class Plain:
+            @hookimpl
+            def tasker_task_queued(self, manager: str, task: Any) -> None:
+                calls.append("plain")
+
+        class Later:
+            @hookimpl
+            def tasker_task_queued(self, manager: str, task: Any) -> None:
+                calls.append("registered later")
+
+        class Last:
+            @hookimpl(trylast=True)
+            def tasker_task_queued(self, manager: str, task: Any) -> None:
+                calls.append("trylast")
+
+        with build(resources, plugins=(Last(), First(), Plain(), Later())) as manager:
+            manager.queue_task(lambda r: None)
+        # pluggy calls the last registered first, tryfirst before and trylast after the rest
+        assert calls == ["tryfirst", "registered later", "plain", "trylast"]
+
+    @pytest.mark.parametrize("kind", ["wrapper", "hookwrapper"])
+    def test_a_wrapper_is_refused_at_registration(self, resources: Resources, kind: str) -> None:
+        marker = hookimpl(wrapper=True) if kind == "wrapper" else hookimpl(hookwrapper=True)
+
+        class Wrapping:
+            @marker
+            def tasker_task_queued(self, manager: str, task: Any) -> Iterator[None]:
+                yield
+
+        with pytest.raises(PluginError, match=r"tasker_task_queued.*wrapper"):
+            build(resources, plugins=(Wrapping(),))
+
+
+class RaisingLogger:
+    def log(self, level: int, event: str, /, **fields: object) -> None:
+        raise RuntimeError("the logger is down")
+
+
+class RaisingCollector:
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: object) -> None:
+            raise RuntimeError(f"collector {name} is down")
+
+        return fail
+
+
+class TestFaultsNeverLoseTasks:
+    def test_a_raising_logger_and_a_raising_health_check_answer_every_caller(
+        self, resources: Resources
+    ) -> None:
+        def check(error: BaseException) -> bool:
+            raise ValueError("the health check is down")
+
+        def fails(resource: Resource) -> None:
+            raise ConnectionError("boom")
+
+        manager = build(resources, workers=2, logger=(RaisingLogger(),), health_check=(check,))
+        futures = [manager.submit(fails) for _ in range(60)]
+        for future in futures:
+            assert isinstance(future.exception(10), ConnectionError | RetriesExhaustedError)
+        assert manager.stop(10)
+        resources.assert_all_destroyed_once()
+
+    def test_a_raising_logger_and_a_raising_collector_never_break_submit(
+        self, resources: Resources
+    ) -> None:
+        manager = build(resources, logger=(RaisingLogger(),), metrics=(RaisingCollector(),))
+        futures = [manager.submit(lambda r: 7) for _ in range(20)]
+        assert [f.result(10) for f in futures] == [7] * 20
+        assert manager.stop(10)
+
+
+class TestKillCountsEveryTask:
+    def test_kill_between_a_failed_attempt_and_its_retry_cancels_and_counts_it(
+        self, resources: Resources
+    ) -> None:
+        reports = []
+        manager: TaskManager[Resource]
+
+        def check(error: BaseException) -> bool:
+            reports.append(manager.kill())
+            return False  # unhealthy: the task would be retried
+
+        def breaks(resource: Resource) -> None:
+            raise ConnectionError("lost")
+
+        manager = build(resources, health_check=(check,), max_retries=(3,))
+        future = manager.submit(breaks)
+        with pytest.raises(CancelledError):
+            future.result(10)
+        assert future.cancelled()
+        assert manager.join(10)
+        assert reports[0].cancelled_tasks + reports[0].abandoned_tasks == 1
+
+
+class TestArrivals:
+    def test_only_accepted_tasks_arrive(self, resources: Resources) -> None:
+        manager = build(resources, workers=2)
+        accepted = Counter[int]()
+        start = threading.Barrier(5)
+
+        def produce(n: int) -> None:
+            start.wait(10)
+            while True:
+                try:
+                    manager.submit(lambda r: None)
+                except RuntimeError:
+                    return
+                accepted[n] += 1
+
+        threads = [threading.Thread(target=produce, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        start.wait(10)
+        time.sleep(0.01)  # not synchronisation: only lets the producers submit a while
+        assert manager.stop(10)
+        for thread in threads:
+            thread.join(10)
+        assert manager.metrics().total_tasks_arrived == sum(accepted.values())
+
+
+@each_executor
+async def test_the_kill_report_and_the_observers_count_every_cancelled_task(
+    driver: Driver,
+) -> None:
+    finished: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    class Watch:
+        @hookimpl
+        def tasker_task_finished(
+            self, manager: str, task: Any, outcome: str, error: BaseException | None
+        ) -> None:
+            with lock:
+                finished[outcome] += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(30):
+            finished.clear()
+            resources = Resources()
+            managed = await driver.build(
+                TaskManager.builder()
+                .with_resource(resources.create, resources.destroy)
+                .with_workers(2, max_workers=2)
+                .with_resource_pool(0)
+                .with_policy("fixed")
+                .with_plugins(Watch())
+            )
+            futures = [managed.submit(driver.task(lambda r: None)) for _ in range(50)]
+            await asyncio.sleep(random.random() * 0.002)
+            report = await managed.kill()
+            assert await managed.join(10)
+            cancelled = sum(1 for f in futures if f.cancelled())
+            assert all(f.done() for f in futures)
+            assert report.cancelled_tasks + report.abandoned_tasks == cancelled
+            assert finished["cancelled"] == cancelled
+            assert finished["completed"] + cancelled == len(futures)
+            resources.assert_all_destroyed_once()
+    finally:
+        sys.setswitchinterval(interval)
+
+
+@each_executor
+async def test_cancelling_queued_tasks_costs_the_same_per_task_at_any_depth(
+    driver: Driver,
+) -> None:
+    async def per_cancel(count: int) -> float:
+        resources = Resources()
+        gate = driver.gate()
+        started = asyncio.Event()
+        managed = await driver.build(
+            TaskManager.builder()
+            .with_resource(resources.create, resources.destroy)
+            .with_workers(1, max_workers=1)
+            .with_resource_pool(0)
+            .with_policy("fixed")
+        )
+        blocker = managed.submit(driver.hold(gate, started))
+        await asyncio.wait_for(started.wait(), 10)
+        futures = [managed.submit(driver.task(lambda r: None)) for _ in range(count)]
+        random.shuffle(futures)
+        begin = time.perf_counter()
+        for future in futures:
+            future.cancel()
+        elapsed = time.perf_counter() - begin
+        gate.open()
+        await blocker
+        assert await managed.stop(10)
+        return elapsed / count
+
+    small = min([await per_cancel(1_000) for _ in range(3)])
+    large = min([await per_cancel(20_000) for _ in range(3)])
+    # a scan per cancel makes 20x the depth cost ~10x per task; O(1) stays flat
+    assert large < 4 * small, (small, large)
