@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import random
 import sys
@@ -19,6 +20,7 @@ import pytest
 from tasker import (
     AsyncTaskManager,
     CancelledError,
+    ResourceCreationError,
     RetriesExhaustedError,
     TaskManager,
 )
@@ -283,35 +285,201 @@ async def test_the_kill_report_and_the_observers_count_every_cancelled_task(
         sys.setswitchinterval(interval)
 
 
+def _time_cancels(futures: list[Any]) -> float:
+    """Seconds per `cancel()` over `futures`, in random order, with the collector paused."""
+    random.shuffle(futures)
+    gc.collect()
+    gc.disable()
+    try:
+        begin = time.perf_counter()
+        for future in futures:
+            future.cancel()
+        return (time.perf_counter() - begin) / len(futures)
+    finally:
+        gc.enable()
+
+
+class TestCancellationCost:
+    """A cancel used to scan its queue: 20x the depth cost each cancel ~10x as much."""
+
+    def test_cancelling_a_thread_task_costs_the_same_at_any_depth(self) -> None:
+        def per_cancel(count: int) -> float:
+            resources, gate = Resources(), threading.Event()
+            manager = build(resources)
+            running = manager.submit(lambda r: gate.wait(10))
+            futures = [manager.submit(lambda r: None) for _ in range(count)]
+            cost = _time_cancels(futures)
+            gate.set()
+            running.result(10)
+            assert manager.stop(10)
+            return cost
+
+        small = min(per_cancel(1_000) for _ in range(3))
+        large = min(per_cancel(20_000) for _ in range(3))
+        assert large < 4 * small, (small, large)
+
+    def test_cancelling_an_asyncio_task_costs_the_same_at_any_depth(self) -> None:
+        async def per_cancel(count: int) -> float:
+            resources, gate = Resources(), asyncio.Event()
+            manager = await (
+                AsyncTaskManager.builder()
+                .with_resource(resources.create, resources.destroy)
+                .with_workers(1, max_workers=1)
+                .with_resource_pool(0)
+                .with_policy("fixed")
+                .build()
+            )
+
+            async def hold(resource: Resource) -> None:
+                await asyncio.wait_for(gate.wait(), 10)
+
+            async def nothing(resource: Resource) -> None:
+                pass
+
+            running = manager.submit(hold)
+            await asyncio.sleep(0)
+            futures = [manager.submit(nothing) for _ in range(count)]
+            cost = _time_cancels(futures)
+            gate.set()
+            await running
+            assert await manager.stop(10)
+            return cost
+
+        async def main() -> tuple[float, float]:
+            small = min([await per_cancel(1_000) for _ in range(3)])
+            large = min([await per_cancel(20_000) for _ in range(3)])
+            return small, large
+
+        small, large = asyncio.run(asyncio.wait_for(main(), 50))
+        assert large < 4 * small, (small, large)
+
+
+class Fatal(BaseException):
+    """Not an `Exception`: what a careless hook might raise (like SystemExit)."""
+
+
+@pytest.mark.parametrize("raised", [Fatal, KeyboardInterrupt, SystemExit])
 @each_executor
-async def test_cancelling_queued_tasks_costs_the_same_per_task_at_any_depth(
+async def test_a_base_exception_from_on_create_fails_the_build(
+    driver: Driver, raised: type[BaseException]
+) -> None:
+    resources = Resources()
+
+    def create() -> Resource:
+        if resources.create_calls == 1:  # the second base worker
+            resources.create_calls += 1
+            raise raised("no")
+        return resources.create()
+
+    with pytest.raises(ResourceCreationError):
+        await driver.build(
+            TaskManager.builder()
+            .with_resource(create, resources.destroy)
+            .with_workers(2, max_workers=2)
+            .with_resource_pool(0)
+            .with_policy("fixed")
+        )
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_a_base_exception_from_the_health_check_still_answers_the_caller(
     driver: Driver,
 ) -> None:
-    async def per_cancel(count: int) -> float:
-        resources = Resources()
-        gate = driver.gate()
-        started = asyncio.Event()
-        managed = await driver.build(
-            TaskManager.builder()
+    resources = Resources()
+
+    def check(error: BaseException) -> bool:
+        raise Fatal("check")
+
+    def fails(resource: Resource) -> None:
+        raise ConnectionError("boom")
+
+    managed = await driver.build(
+        TaskManager.builder()
+        .with_resource(resources.create, resources.destroy)
+        .with_workers(1, max_workers=1)
+        .with_resource_pool(0)
+        .with_policy("fixed")
+        .with_health_check(check)
+    )
+    with pytest.raises(ConnectionError):  # the broken check counts as "healthy"
+        await managed.submit(driver.task(fails))
+    assert await managed.queue_task(driver.task(lambda r: 5)) == 5
+    assert await managed.stop(10)
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_a_base_exception_from_on_destroy_never_stops_the_shutdown(driver: Driver) -> None:
+    resources = Resources()
+
+    def destroy(resource: Resource) -> None:
+        resources.destroy(resource)
+        raise Fatal("destroy")
+
+    managed = await driver.build(
+        TaskManager.builder()
+        .with_resource(resources.create, destroy)
+        .with_workers(1, max_workers=1)
+        .with_resource_pool(2)
+        .with_policy("fixed")
+    )
+    assert await managed.queue_task(driver.task(lambda r: 1)) == 1
+    assert await managed.stop(10)
+    resources.assert_all_destroyed_once()
+
+
+@pytest.mark.parametrize("pool", [0, 1])
+def test_stop_waits_for_a_run_task_resource(resources: Resources, pool: int) -> None:
+    started, release_it = threading.Event(), threading.Event()
+    manager = (
+        TaskManager.builder()
+        .with_resource(resources.create, resources.destroy)
+        .with_workers(1, max_workers=1)
+        .with_resource_pool(pool)
+        .with_policy("fixed")
+        .build()
+    )
+
+    def hold(resource: Resource) -> str:
+        started.set()
+        assert release_it.wait(10)
+        return "done"
+
+    caller = concurrent.futures.ThreadPoolExecutor(1)
+    outcome = caller.submit(manager.run_task, hold)
+    assert started.wait(10)
+    assert manager.stop(timeout=0.2) is False  # a resource is still open
+    release_it.set()
+    assert outcome.result(10) == "done"
+    assert manager.stop(10) is True
+    caller.shutdown()
+    resources.assert_all_destroyed_once()
+
+
+def test_an_async_stop_waits_for_a_run_task_resource(resources: Resources) -> None:
+    async def main() -> None:
+        started, release_it = asyncio.Event(), asyncio.Event()
+        manager = await (
+            AsyncTaskManager.builder()
             .with_resource(resources.create, resources.destroy)
             .with_workers(1, max_workers=1)
             .with_resource_pool(0)
             .with_policy("fixed")
+            .build()
         )
-        blocker = managed.submit(driver.hold(gate, started))
-        await asyncio.wait_for(started.wait(), 10)
-        futures = [managed.submit(driver.task(lambda r: None)) for _ in range(count)]
-        random.shuffle(futures)
-        begin = time.perf_counter()
-        for future in futures:
-            future.cancel()
-        elapsed = time.perf_counter() - begin
-        gate.open()
-        await blocker
-        assert await managed.stop(10)
-        return elapsed / count
 
-    small = min([await per_cancel(1_000) for _ in range(3)])
-    large = min([await per_cancel(20_000) for _ in range(3)])
-    # a scan per cancel makes 20x the depth cost ~10x per task; O(1) stays flat
-    assert large < 4 * small, (small, large)
+        async def hold(resource: Resource) -> str:
+            started.set()
+            await asyncio.wait_for(release_it.wait(), 10)
+            return "done"
+
+        call = asyncio.create_task(manager.run_task(hold))
+        await asyncio.wait_for(started.wait(), 10)
+        assert await manager.stop(timeout=0.2) is False
+        release_it.set()
+        assert await call == "done"
+        assert await manager.stop(10) is True
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    resources.assert_all_destroyed_once()

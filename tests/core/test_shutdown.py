@@ -144,7 +144,7 @@ class TestStop:
         assert manager.state is ManagerState.STOPPED
         resources.assert_all_destroyed_once()
 
-    def test_a_run_task_resource_borrowed_during_stop_is_destroyed_when_returned(
+    def test_stop_waits_for_a_run_task_resource_borrowed_during_stop(
         self, resources: Resources
     ) -> None:
         manager = manager_for(resources, workers=1, pool=1)
@@ -159,9 +159,10 @@ class TestStop:
         caller = threading.Thread(target=lambda: results.append(manager.run_task(slow)))
         caller.start()
         assert borrowed.wait(10)
-        assert manager.stop(timeout=10)
+        assert not manager.stop(timeout=0.2)  # True would claim every resource destroyed
         release.set()
         caller.join(10)
+        assert manager.stop(timeout=10)
         assert results == ["done"]
         resources.assert_all_destroyed_once()
 

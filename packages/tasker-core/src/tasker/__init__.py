@@ -8,7 +8,7 @@ bounded-memory metrics.
 
 from __future__ import annotations
 
-from tasker._task import AsyncTaskFuture, RunningTask, TaskFuture, current_task
+from tasker._task import AsyncTaskFuture, RunningTask, TaskFuture, TaskState, current_task
 from tasker.async_manager import AsyncTaskManager
 from tasker.builder import AsyncTaskManagerBuilder, TaskManagerBuilder
 from tasker.errors import (
@@ -73,6 +73,7 @@ __all__ = [
     "TaskManager",
     "TaskManagerBuilder",
     "TaskMetrics",
+    "TaskState",
     "TaskStats",
     "TaskerError",
     "ThreadExecutor",

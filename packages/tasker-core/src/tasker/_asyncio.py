@@ -259,7 +259,10 @@ class AsyncRuntime:
                 resource, pooled = core.pool.reserve()
                 try:
                     created.append((await _call_hook(cfg.on_create), pooled))
-                except Exception as error:
+                except asyncio.CancelledError:
+                    core.pool.creation_failed(pooled)
+                    raise
+                except BaseException as error:  # user code: any exception is a failed creation
                     core.pool.creation_failed(pooled)
                     raise ResourceCreationError(
                         f"on_create failed while filling the resource pool: {error!r}"
@@ -323,6 +326,7 @@ class AsyncRuntime:
         handles = [w.handle for w in workers if w.handle is not None]
         if handles:
             await asyncio.wait(handles)
+        await core.calls_done.wait()  # type: ignore[attr-defined]
         core.finish_end()
 
     # ----------------------------------------------------------------- workers
@@ -356,7 +360,9 @@ class AsyncRuntime:
         while not shutdown.is_set():
             try:
                 resource = await _call_hook(on_create)
-            except Exception as error:
+            except asyncio.CancelledError:
+                raise
+            except BaseException as error:  # user code: any exception is a failed creation
                 failures += 1
                 core.creation_failed(worker, error, failures)
                 if startup is not None:
@@ -537,7 +543,9 @@ class AsyncRuntime:
             return
         try:
             await _call_hook(on_destroy, resource)
-        except Exception as error:
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # user code: logged, never raised
             core.destroy_failed(error, worker)
 
     # ---------------------------------------------------------------- run_task
@@ -545,6 +553,12 @@ class AsyncRuntime:
     async def run_task(self, core: Core[R], fn: Callable[[R], Any], *, once: bool) -> Any:
         """Run `fn` now, in the calling task, on a pooled or temporary resource."""
         task = core.run_task_record(fn, once=once)
+        try:
+            return await self._run_task_steps(core, task)
+        finally:
+            core.run_task_returned()
+
+    async def _run_task_steps(self, core: Core[R], task: TaskRecord[Any]) -> Any:
         steps = run_task_steps(core, task)
         outcome: Any = None
         failure: BaseException | None = None

@@ -118,6 +118,9 @@ class Core(Generic[R]):
         self._retire_quota = 0  # idle burst workers asked to leave
         self._idle = 0  # workers waiting for a task token
         self._claimed = 0  # queued tasks claimed by an idle worker on submission
+        self._calls = 0  # run_task calls under way, each holding a resource
+        self.calls_done = runtime.new_signal()  # set while no run_task call holds a resource
+        self.calls_done.set()
         # lifecycle flags; `accepting` is their fast summary for the submit path
         self.accepting = False
         self.killed = False
@@ -540,13 +543,28 @@ class Core(Generic[R]):
         """Start a `run_task` call: check the state, make and count its record."""
         if not callable(fn):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
-        if self.closing or self.killed:
-            raise self.refusal()
+        with self._lock:
+            if self.closing or self.killed:
+                raise self.refusal()
+            self._calls += 1
+            self.calls_done.clear()
         task = self._new_record(self, fn, (), next(self._task_ids), False, once, None)
         task.state = RUNNING
         task.set_running_or_notify_cancel()
         self.record_arrival(task)
         return task
+
+    def run_task_returned(self) -> None:
+        """A `run_task` call has given back (or destroyed) its resource.
+
+        The shutdown's last step waits for every call to get here, so `stop()` never reports
+        a manager stopped while a resource is still open.
+        """
+        with self._lock:
+            self._calls -= 1
+            if self._calls:
+                return
+        self.calls_done.set()
 
     def run_task_failed(
         self, task: TaskRecord[Any], error: BaseException, start: float
@@ -613,7 +631,7 @@ class Core(Generic[R]):
             error=error,
         )
 
-    def creation_failed(self, worker: Worker, error: Exception, failures: int) -> None:
+    def creation_failed(self, worker: Worker, error: BaseException, failures: int) -> None:
         """A worker's `on_create` failed; declare the manager broken if nothing is alive."""
         self.log(
             logging.ERROR,
@@ -749,7 +767,7 @@ class Core(Generic[R]):
         )
         try:
             target = int(cfg.policy.target_workers(snapshot))
-        except Exception as error:
+        except BaseException as error:  # user code: contained, whatever it raises
             self.log(logging.ERROR, Event.POLICY_FAILED, policy=repr(cfg.policy), error=error)
             return 0
         target = max(cfg.workers, min(cfg.max_workers, target))
@@ -912,7 +930,7 @@ class Core(Generic[R]):
 
     def log(self, level: int, event: str, /, **fields: object) -> None:
         """Log through the configured logger, tagged with the manager's name; never raise."""
-        with suppress(Exception):  # a broken logger must not break the engine
+        with suppress(BaseException):  # a broken logger must not break the engine
             self.logger.log(level, event, manager=self.config.name, **fields)
 
     def _log_attempt(

@@ -20,7 +20,7 @@ class CollectorFanout:
         self._others = others
         self._log = log  # the manager's guarded log path: a raising logger is contained too
 
-    def _failed(self, collector: MetricsCollector, method: str, error: Exception) -> None:
+    def _failed(self, collector: MetricsCollector, method: str, error: BaseException) -> None:
         self._log(
             logging.ERROR,
             Event.COLLECTOR_FAILED,
@@ -34,7 +34,7 @@ class CollectorFanout:
         for c in self._others:
             try:
                 c.record_arrival(task)
-            except Exception as error:
+            except BaseException as error:  # user code: contained, whatever it raises
                 self._failed(c, "record_arrival", error)
 
     def record_start(self, task: TaskInfo, wait_time: float) -> None:
@@ -42,7 +42,7 @@ class CollectorFanout:
         for c in self._others:
             try:
                 c.record_start(task, wait_time)
-            except Exception as error:
+            except BaseException as error:  # user code: contained, whatever it raises
                 self._failed(c, "record_start", error)
 
     def record_completion(self, task: TaskInfo, execution_time: float) -> None:
@@ -50,7 +50,7 @@ class CollectorFanout:
         for c in self._others:
             try:
                 c.record_completion(task, execution_time)
-            except Exception as error:
+            except BaseException as error:  # user code: contained, whatever it raises
                 self._failed(c, "record_completion", error)
 
     def record_failure(self, task: TaskInfo, execution_time: float, error: BaseException) -> None:
@@ -58,7 +58,7 @@ class CollectorFanout:
         for c in self._others:
             try:
                 c.record_failure(task, execution_time, error)
-            except Exception as failure:
+            except BaseException as failure:  # user code: contained
                 self._failed(c, "record_failure", failure)
 
     def record_retry(self, task: TaskInfo, error: BaseException) -> None:
@@ -66,5 +66,5 @@ class CollectorFanout:
         for c in self._others:
             try:
                 c.record_retry(task, error)
-            except Exception as failure:
+            except BaseException as failure:  # user code: contained
                 self._failed(c, "record_retry", failure)

@@ -50,7 +50,10 @@ def run_task_steps(core: Core[Any], task: TaskRecord[Any]) -> Generator[Step, An
         if resource is None:
             try:
                 resource = yield _CREATE
-            except Exception as error:
+            except asyncio.CancelledError:  # the caller gave up while its resource was made
+                core.pool.creation_failed(pooled)
+                raise
+            except BaseException as error:  # user code: any exception is a failed creation
                 core.pool.creation_failed(pooled)
                 unavailable = ResourceCreationError(
                     f"on_create failed for a run_task resource: {error!r}"

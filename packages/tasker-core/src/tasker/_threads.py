@@ -175,6 +175,7 @@ class ThreadRuntime:
         for worker in workers:
             if worker.handle is not None:
                 worker.handle.join()
+        core.calls_done.wait()  # type: ignore[attr-defined]
         core.finish_end()
 
     # ----------------------------------------------------------------- workers
@@ -207,7 +208,7 @@ class ThreadRuntime:
         while not shutdown.is_set():
             try:
                 resource = on_create()
-            except Exception as error:
+            except BaseException as error:  # user code: any exception is a failed creation
                 failures += 1
                 core.creation_failed(worker, error, failures)
                 if startup is not None:
@@ -309,7 +310,7 @@ class ThreadRuntime:
             return
         try:
             on_destroy(resource)
-        except Exception as error:
+        except BaseException as error:  # user code: logged, never raised
             core.destroy_failed(error, worker)
 
     def _destroy_all(self, core: Core[Any], resources: list[Any]) -> None:
@@ -322,7 +323,7 @@ class ThreadRuntime:
             return resource, pooled
         try:
             return core.config.on_create(), pooled
-        except Exception as error:
+        except BaseException as error:  # user code: any exception is a failed creation
             core.pool.creation_failed(pooled)
             raise ResourceCreationError(f"on_create failed: {error!r}") from error
 
@@ -335,6 +336,13 @@ class ThreadRuntime:
     def run_task(self, core: Core[R], fn: Callable[[R], T], *, once: bool) -> T:
         """Run `fn` now in the calling thread on a pooled or temporary resource."""
         task = core.run_task_record(fn, once=once)
+        try:
+            result: T = self._run_task_steps(core, task)
+        finally:
+            core.run_task_returned()
+        return result
+
+    def _run_task_steps(self, core: Core[R], task: TaskRecord[Any]) -> Any:
         steps = run_task_steps(core, task)
         outcome: Any = None
         failure: BaseException | None = None
@@ -342,8 +350,7 @@ class ThreadRuntime:
             try:
                 step = steps.send(outcome) if failure is None else steps.throw(failure)
             except StopIteration as done:
-                result: T = done.value
-                return result
+                return done.value
             outcome, failure = None, None
             if isinstance(step, Destroy):
                 self._destroy(core, step.resource)

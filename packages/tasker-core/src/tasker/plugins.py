@@ -354,7 +354,7 @@ class Observers:
         for plugin, call in self._impls.get("tasker_task_attempt_context", ()):
             try:
                 manager = call(manager=self.manager, task=task, worker_id=worker_id)
-            except Exception as error:
+            except BaseException as error:  # user code: contained
                 self._failed(plugin, "tasker_task_attempt_context", error)
                 continue
             if manager is not None:
@@ -369,7 +369,7 @@ class Observers:
         for plugin, call in self._impls.get(hook, ()):
             try:
                 call(manager=self.manager, **fields)
-            except Exception as error:
+            except BaseException as error:  # user code: contained
                 self._log(logging.ERROR, Event.PLUGIN_FAILED, plugin=plugin, hook=hook, error=error)
 
 
@@ -395,7 +395,7 @@ class AttemptScope:
         for plugin, manager in self._managers:
             try:
                 manager.__enter__()
-            except Exception as error:
+            except BaseException as error:  # user code: contained
                 self._failed(plugin, "tasker_task_attempt_context", error)
                 continue
             self._entered.append((plugin, manager))
@@ -406,6 +406,6 @@ class AttemptScope:
         for plugin, manager in reversed(self._entered):
             try:
                 manager.__exit__(*details)
-            except Exception as failure:
+            except BaseException as failure:  # user code: contained
                 self._failed(plugin, "tasker_task_attempt_context", failure)
         self._entered.clear()
