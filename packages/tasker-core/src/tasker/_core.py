@@ -314,8 +314,8 @@ class Core(Generic[R]):
             worker.current = task
             if task.claimed:
                 self._claimed -= 1
-        if task.attempt == 0:
-            task.set_running_or_notify_cancel()  # False only once kill() has ended it
+            if task.attempt == 0:  # its future leaves PENDING before kill() can end it
+                task.set_running_or_notify_cancel()
         return task
 
     def attempt_started(self, task: TaskRecord[Any], worker: Worker | None) -> float:
