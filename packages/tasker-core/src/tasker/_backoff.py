@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from tasker import _validate as validate
+
 __all__ = ["Backoff"]
 
 
@@ -19,7 +21,7 @@ class Backoff:
         initial: the first delay, in seconds.
         maximum: the cap on any delay, in seconds.
         broken_after: how long, in seconds, the pool may have no live worker at all before the
-            manager declares itself broken and fails the queued tasks.
+            manager declares itself broken and fails the queued tasks (`math.inf`: never).
     """
 
     initial: float = 0.05
@@ -27,10 +29,10 @@ class Backoff:
     broken_after: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("initial", "maximum", "broken_after"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        for name in ("initial", "maximum"):
+            validate.seconds(name, getattr(self, name))
+        # math.inf: never declare the manager broken
+        validate.seconds("broken_after", self.broken_after, allow_inf=True)
         if self.maximum < self.initial:
             raise ValueError(
                 f"maximum must be >= initial, got initial={self.initial!r}, "

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, Generic, Protocol, TypeVar
 
+from tasker import _validate as validate
 from tasker._config import Config
 from tasker._fanout import CollectorFanout
 from tasker._outcome import FailureDecision, decide_failure
@@ -188,12 +189,13 @@ class Core(Generic[R]):
         """
         if not callable(fn):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
+        validate.flags(priority, once)
         if not self.accepting:
             raise self.refusal()
         if timeout is None:
             timeout = self.config.timeout
-        elif isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        else:  # math.inf: no limit for this task, whatever the manager's default
+            timeout = validate.time_limit("timeout", timeout)
         task = self._new_record(self, fn, args, next(self._task_ids), priority, once, timeout)
         with self._lock:
             if not self.accepting:
@@ -543,6 +545,7 @@ class Core(Generic[R]):
         """Start a `run_task` call: check the state, make and count its record."""
         if not callable(fn):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
+        validate.flag("once", once)
         with self._lock:
             if self.closing or self.killed:
                 raise self.refusal()

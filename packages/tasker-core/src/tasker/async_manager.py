@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
 
+from tasker import _validate as validate
 from tasker._asyncio import AsyncRuntime
 from tasker._facade import ManagerBase
 from tasker.stats import KillReport
@@ -99,6 +100,7 @@ class AsyncTaskManager(ManagerBase[R]):
         Returns `True` once every worker has exited, `False` if `timeout` passed first (the
         shutdown goes on). From inside one of this manager's tasks it only starts the shutdown.
         """
+        timeout = validate.timeout("timeout", timeout)
         core = self._core
         core.begin_stop()
         if core.killed or self._in_own_task():
@@ -111,6 +113,7 @@ class AsyncTaskManager(ManagerBase[R]):
 
     async def join(self, timeout: float | None = None) -> bool:
         """Wait for a stop or kill to finish; `True` once every worker has exited."""
+        timeout = validate.timeout("timeout", timeout)
         return await self._runtime.join(timeout)
 
     def _in_own_task(self) -> bool:

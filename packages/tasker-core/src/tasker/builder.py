@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import numbers
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, cast, overload
 
+from tasker import _validate as validate
 from tasker._backoff import Backoff
 from tasker._config import Config
 from tasker._core import Core
@@ -70,7 +70,7 @@ class _Options(Generic[R]):
         Give them before the options that name what they register. Entry-point plugins are
         always loaded (unless `TASKER_DISABLE_PLUGIN_AUTOLOAD` is set).
         """
-        self._plugin_objects.extend(plugins)
+        self._plugin_objects.extend(validate.plugin(p) for p in plugins)
         self._plugins = None
         return self
 
@@ -121,6 +121,7 @@ class _Options(Generic[R]):
                 "policy must be a registered name or have an interval and a "
                 f"target_workers(snapshot) method, got {type(policy).__name__}"
             )
+        validate.seconds(f"{type(resolved).__name__}.interval", resolved.interval)
         self._policy = resolved
         return self
 
@@ -149,16 +150,12 @@ class _Options(Generic[R]):
         return self
 
     def with_timeout(self, seconds: float | None) -> Self:
-        """Default time limit of one attempt, in seconds (`None`: no limit, the default).
+        """Default time limit of one attempt, in seconds (`None`, the default, or `math.inf`: none).
 
         An attempt that runs longer ends with `TimeoutError` for its caller; the worker
         survives. `submit(fn, timeout=...)` overrides it per task.
         """
-        if seconds is not None and (
-            isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0
-        ):
-            raise ValueError(f"timeout must be a positive number of seconds, got {seconds!r}")
-        self._timeout = None if seconds is None else float(seconds)
+        self._timeout = None if seconds is None else validate.time_limit("timeout", seconds)
         return self
 
     def with_logger(self, logger: Logger | logging.Logger | str, **options: Any) -> Self:
@@ -412,7 +409,4 @@ def _require_callable(name: str, value: object) -> None:
 
 
 def _require_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    validate.integer(name, value, minimum=minimum)

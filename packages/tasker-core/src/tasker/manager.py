@@ -8,6 +8,7 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple
 
+from tasker import _validate as validate
 from tasker._facade import ManagerBase
 from tasker._threads import ThreadRuntime, thread_owner
 from tasker.stats import KillReport
@@ -133,6 +134,7 @@ class TaskManager(ManagerBase[R]):
         `False` without waiting (the calling task is part of what must finish). After `kill()`
         it does not wait either: use `join()`.
         """
+        timeout = validate.timeout("timeout", timeout)
         core = self._core
         core.begin_stop()
         if core.killed or thread_owner() is core:
@@ -151,6 +153,7 @@ class TaskManager(ManagerBase[R]):
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for a stop or kill to finish; `True` once every worker has exited."""
+        timeout = validate.timeout("timeout", timeout)
         return self._runtime.join(timeout)
 
     def __enter__(self) -> TaskManager[R]:

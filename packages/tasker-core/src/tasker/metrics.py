@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from tasker import _validate as validate
 from tasker.sketch import QuantileSketch
 
 __all__ = [
@@ -164,8 +165,7 @@ class InMemoryCollector:
         relative_accuracy: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not window > 0:
-            raise ValueError(f"window must be > 0 seconds, got {window!r}")
+        validate.seconds("window", window)
         # held to fold, and to read the totals; never to record
         self._lock = threading.Lock()
         self._clock = clock

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from tasker import _validate as validate
+
 __all__ = [
     "FixedPolicy",
     "LatencyPolicy",
@@ -102,9 +104,7 @@ class _Paced:
 
     def __init__(self, interval: float, cooldown: float) -> None:
         self._interval = _positive("interval", interval)
-        if cooldown < 0:
-            raise ValueError(f"cooldown must be >= 0 seconds, got {cooldown!r}")
-        self._cooldown = cooldown
+        self._cooldown = validate.seconds("cooldown", cooldown, allow_zero=True)
         self._grown_at = -math.inf
 
     @property
@@ -148,9 +148,7 @@ class RatePolicy(_Paced):
         cooldown: float = 0.5,
     ) -> None:
         super().__init__(interval, cooldown)
-        if tolerance < 0:
-            raise ValueError(f"tolerance must be >= 0, got {tolerance!r}")
-        self._tolerance = tolerance
+        self._tolerance = validate.number("tolerance", tolerance, minimum=0.0)
         self._headroom = _headroom(headroom)
 
     def target_workers(self, snapshot: ScalingSnapshot) -> int:
@@ -193,10 +191,8 @@ class QueueDepthPolicy(_Paced):
     def __init__(
         self, *, threshold: int = 10, step: int = 1, interval: float = 0.1, cooldown: float = 0.5
     ) -> None:
-        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
-            raise ValueError(f"threshold must be an integer >= 0, got {threshold!r}")
-        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-            raise ValueError(f"step must be an integer >= 1, got {step!r}")
+        validate.integer("threshold", threshold, minimum=0)
+        validate.integer("step", step, minimum=1)
         super().__init__(interval, cooldown)
         self._threshold = threshold
         self._step = step
@@ -264,12 +260,8 @@ class LatencyPolicy(_Paced):
 
 
 def _headroom(value: float) -> float:
-    if value < 1:
-        raise ValueError(f"headroom must be >= 1, got {value!r}")
-    return value
+    return validate.number("headroom", value, minimum=1.0)
 
 
 def _positive(name: str, value: float) -> float:
-    if not (isinstance(value, int | float) and value > 0):
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
+    return validate.seconds(name, value)
