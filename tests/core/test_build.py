@@ -139,7 +139,7 @@ class TestValidation:
             TaskManager.builder().with_policy("fast")
 
     def test_policy_options_are_validated(self) -> None:
-        with pytest.raises(ValueError, match="interval must be a positive number"):
+        with pytest.raises(ValueError, match="interval must be a finite number of seconds > 0"):
             TaskManager.builder().with_policy("rate", interval=0)
 
     def test_unknown_policy_option(self) -> None:
@@ -163,7 +163,7 @@ class TestValidation:
             TaskManager.builder().with_metrics(object())  # type: ignore[arg-type]
 
     def test_bad_backoff(self) -> None:
-        with pytest.raises(ValueError, match="broken_after must be a positive number"):
+        with pytest.raises(ValueError, match="broken_after must be a finite number of seconds > 0"):
             TaskManager.builder().with_backoff(broken_after=0)
 
     def test_unhealthy_on_needs_exception_types(self) -> None:
