@@ -771,6 +771,44 @@ def _plugged_tasker(
 # ----------------------------------------------------------------------- the variants
 
 
+# ------------------------------------------------------------------ h. cancellation
+
+
+def _cancel_all(futures: list[Future[Any]]) -> Sample:
+    random.Random(7).shuffle(futures)
+    gc.collect()
+    t0 = time.perf_counter()
+    for future in futures:
+        future.cancel()
+    seconds = time.perf_counter() - t0
+    if not all(f.cancelled() for f in futures):
+        raise AssertionError("a queued task was not cancelled")
+    return {"seconds": seconds, "us_per_cancel": seconds / len(futures) * 1e6}
+
+
+def cancel_tpe(sizes: Sizes) -> Sample:
+    gate = threading.Event()
+    with ThreadPoolExecutor(1) as ex:
+        ex.submit(gate.wait)
+        futures = [ex.submit(_plus_one, x) for x in range(sizes.trivial_tasks)]
+        sample = _cancel_all(futures)
+        gate.set()
+    return sample
+
+
+def cancel_tasker(sizes: Sizes) -> Sample:
+    gate = threading.Event()
+    manager = _manager(1, ())
+    try:
+        manager.submit(lambda _: gate.wait())
+        futures = [manager.submit(_plus_one_on, x) for x in range(sizes.trivial_tasks)]
+        sample = _cancel_all(futures)
+        gate.set()
+    finally:
+        manager.stop()
+    return sample
+
+
 @dataclass(frozen=True)
 class Variant:
     """One measured thing: `run` performs one full run and returns its figures."""
@@ -865,6 +903,8 @@ VARIANTS: dict[str, Variant] = {
         _async_sleeps(partial(_async_tasker, _async_nap_on, ASYNC_SLEEP_WORKERS)),
         "seconds",
     ),
+    "h.tpe": Variant("ThreadPoolExecutor future.cancel()", cancel_tpe, "us_per_cancel"),
+    "h.tasker": Variant("tasker future.cancel()", cancel_tasker, "us_per_cancel"),
     "g.none": Variant("tasker, no plugin passed", trivial_tasker, "us_per_task"),
     "g.observer": Variant(
         f"tasker + no-op plugin, all {len(OBSERVER_HOOKS)} observer hooks",
@@ -1035,6 +1075,8 @@ class Report:
             self.async_sleeps()
         if self.ran("g."):
             self.plugin_overhead()
+        if self.ran("h."):
+            self.cancellation()
 
     def ran(self, prefix: str) -> bool:
         return any(key.startswith(prefix) for key in self.results)
@@ -1314,6 +1356,29 @@ class Report:
                 row.ratio = (
                     f"{us / base['us_per_task']:.2f}, {us - base['us_per_task']:+.2f} us/task"
                 )
+            section.rows.append(row)
+
+    def cancellation(self) -> None:
+        n = self.sizes.trivial_tasks
+        section = Section(
+            f"h. cancellation: {_count(n)} queued tasks behind one busy worker, each cancelled, "
+            "in random order"
+        )
+        self.sections.append(section)
+        base = self.median("h.tpe")
+        for key in ("h.tpe", "h.tasker"):
+            med = self.median(key)
+            if med is None:
+                section.rows.append(self.missing(key))
+                continue
+            row = Row(
+                VARIANTS[key].label,
+                f"{med['us_per_cancel']:.2f} us/cancel ({med['seconds']:.3f} s in all)",
+            )
+            if key == "h.tpe":
+                row.ratio = "1.00"
+            elif base is not None:
+                row.ratio = f"{med['us_per_cancel'] / base['us_per_cancel']:.2f}"
             section.rows.append(row)
 
     def render(self, header: str) -> str:

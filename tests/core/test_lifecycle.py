@@ -483,3 +483,19 @@ def test_an_async_stop_waits_for_a_run_task_resource(resources: Resources) -> No
 
     asyncio.run(asyncio.wait_for(main(), 30))
     resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_a_refused_submission_never_arrives(driver: Driver) -> None:
+    resources = Resources()
+    managed = await driver.build(
+        TaskManager.builder()
+        .with_resource(resources.create, resources.destroy)
+        .with_workers(1, max_workers=1)
+        .with_policy("fixed")
+    )
+    await asyncio.gather(*(managed.submit(driver.task(lambda r: None)) for _ in range(5)))
+    assert await managed.stop(10)
+    with pytest.raises(RuntimeError, match="cannot submit"):
+        managed.submit(driver.task(lambda r: None))
+    assert managed.metrics().total_tasks_arrived == 5
