@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import subprocess
 import sys
 import threading
@@ -392,3 +393,16 @@ def test_the_package_says_what_it_is() -> None:
     assert tasker_otel.__version__ == metadata.version("tasker-otel")
     for name in tasker_otel.__all__:
         assert getattr(tasker_otel, name).__doc__, name
+
+
+@pytest.mark.parametrize(
+    "buckets", [[], [math.nan], [math.inf], [-1.0], [True], [0.1, 0.1], [0.2, 0.1], ["1"]]
+)
+def test_bucket_boundaries_are_finite_and_increasing(buckets: list[Any]) -> None:
+    with pytest.raises(ValueError, match="buckets must be"):
+        OTelCollector(buckets=buckets)
+
+
+def test_gauges_is_a_flag() -> None:
+    with pytest.raises(TypeError, match="gauges must be True or False"):
+        OTelCollector(gauges="no")  # type: ignore[arg-type]

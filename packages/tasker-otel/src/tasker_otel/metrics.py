@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -77,6 +79,9 @@ class OTelCollector:
         buckets: Sequence[float] = names.DURATION_BUCKETS,
         gauges: bool = True,
     ) -> None:
+        if not isinstance(gauges, bool):
+            raise TypeError(f"gauges must be True or False, got {gauges!r}")
+        buckets = _boundaries(buckets)
         self._provider = meter_provider
         self._gauges = gauges
         self._manager = manager
@@ -341,3 +346,16 @@ def observe(
         if gauges is None:
             gauges = _gauges[provider] = _Gauges(_meter(provider))
     return gauges.observe(manager)
+
+
+def _boundaries(buckets: Sequence[float]) -> tuple[float, ...]:
+    """Histogram boundaries: finite numbers (not bool) >= 0, strictly increasing."""
+    values = tuple(buckets)
+    if not values or any(
+        isinstance(b, bool) or not isinstance(b, int | float) or not 0 <= b < math.inf
+        for b in values
+    ):
+        raise ValueError(f"buckets must be finite numbers of seconds >= 0, got {buckets!r}")
+    if any(a >= b for a, b in itertools.pairwise(values)):
+        raise ValueError(f"buckets must be strictly increasing, got {buckets!r}")
+    return values
