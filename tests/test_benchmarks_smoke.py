@@ -109,7 +109,7 @@ class TestQuickBenchmarkRun:
         document = json.loads(output.read_text(encoding="utf-8"))
         assert document["quick"] is True
         variants = document["variants"]
-        assert {key.split(".")[0] for key in variants} == {"a", "b", "c", "d", "e", "f", "g"}
+        assert {key.split(".")[0] for key in variants} == {"a", "b", "c", "d", "e", "f", "g", "h"}
         for key, result in variants.items():
             assert "error" not in result, key
             assert result["median"], key
