@@ -492,7 +492,7 @@ class TestLoop:
 
         run(main)
 
-    def test_sync_hooks_and_sync_tasks_are_accepted(self) -> None:
+    def test_sync_hooks_are_accepted_and_a_plain_task_is_a_clear_error(self) -> None:
         resources = Resources()
 
         async def main() -> None:
@@ -501,11 +501,16 @@ class TestLoop:
                 .with_resource(resources.create, resources.destroy)
                 .build() as manager
             ):
-                rid: int = await manager.queue_task(lambda r: r.rid)  # type: ignore[arg-type, return-value]
-                assert rid == resources.created[-1].rid  # the worker's (after the pooled one)
+                with pytest.raises(TypeError, match=r"not an awaitable: AsyncTaskManager runs"):
+                    await manager.queue_task(lambda r: r.rid)  # type: ignore[arg-type, return-value]
+                assert await manager.queue_task(_rid) == resources.created[-1].rid
 
         run(main)
         resources.assert_all_destroyed_once()
+
+
+async def _rid(resource: Resource) -> int:
+    return resource.rid
 
 
 class TestTyping:

@@ -499,3 +499,17 @@ async def test_a_refused_submission_never_arrives(driver: Driver) -> None:
     with pytest.raises(RuntimeError, match="cannot submit"):
         managed.submit(driver.task(lambda r: None))
     assert managed.metrics().total_tasks_arrived == 5
+
+
+class TestTheWrongKindOfTask:
+    def test_a_coroutine_function_on_the_thread_manager_is_a_clear_error(
+        self, resources: Resources
+    ) -> None:
+        async def fetch(resource: Resource) -> int:
+            return 1
+
+        with build(resources) as manager:
+            future: Any = manager.submit(fetch)
+            with pytest.raises(TypeError, match="returned a coroutine: TaskManager runs plain"):
+                future.result(10)
+            assert manager.metrics().total_tasks_completed == 0

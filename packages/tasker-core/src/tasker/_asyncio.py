@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from tasker._core import Core
 from tasker._queue import EXIT
 from tasker._run_task import Call, Destroy, run_task_steps
-from tasker._task import _CURRENT, TaskRecord, new_async_task_future
+from tasker._task import _CURRENT, TaskRecord, new_async_task_future, not_awaitable
 from tasker._worker import Worker
 from tasker.errors import ResourceCreationError
 from tasker.executors import Executor
@@ -175,7 +175,7 @@ def _first_step(task: TaskRecord[Any], resource: Any) -> tuple[bool, Any]:
         return False, _InContext(outcome, task.context, yielded)
     if inspect.isawaitable(outcome):
         return False, outcome
-    return True, outcome
+    raise not_awaitable(task, outcome)
 
 
 async def _run_in(task: TaskRecord[Any], resource: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+import types
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
@@ -35,6 +36,7 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 _copy_context = contextvars.copy_context
+_COROUTINE = types.CoroutineType
 _perf = time.perf_counter
 
 _CURRENT: contextvars.ContextVar[TaskRecord[Any] | None] = contextvars.ContextVar(
@@ -306,9 +308,31 @@ def call_in_task(task: TaskRecord[Any], resource: Any) -> Any:
     token = _CURRENT.set(task)
     try:
         args = task.args
-        return task.fn(resource, *args) if args else task.fn(resource)
+        result = task.fn(resource, *args) if args else task.fn(resource)
     finally:
         _CURRENT.reset(token)
+    if result.__class__ is _COROUTINE:
+        result.close()  # never awaited: no "was never awaited" warning at exit
+        raise TypeError(
+            f"{_name(task.fn)} returned a coroutine: TaskManager runs plain functions in "
+            "worker threads; run coroutine functions on an AsyncTaskManager "
+            "(TaskManager.builder().with_executor('asyncio'), or AsyncTaskManager.builder())"
+        )
+    return result
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def not_awaitable(task: TaskRecord[Any], outcome: object) -> TypeError:
+    """The error for a plain function given to an `AsyncTaskManager`."""
+    return TypeError(
+        f"{_name(task.fn)} returned {type(outcome).__name__}, not an awaitable: "
+        "AsyncTaskManager runs coroutine functions on its event loop, where a blocking call "
+        "would stall everything; run blocking functions on a TaskManager, or wrap them: "
+        "`async def task(r): return await asyncio.to_thread(blocking, r)`"
+    )
 
 
 def call_in_scope(task: TaskRecord[Any], resource: Any, worker_id: int | None) -> Any:
