@@ -513,3 +513,39 @@ class TestTheWrongKindOfTask:
             with pytest.raises(TypeError, match="returned a coroutine: TaskManager runs plain"):
                 future.result(10)
             assert manager.metrics().total_tasks_completed == 0
+
+
+class TestSilentTraps:
+    def test_a_misspelled_option_lists_the_valid_ones(self) -> None:
+        with pytest.raises(ValueError, match=r"unknown option 'intervall'; valid options: .*"):
+            TaskManager.builder().with_policy("rate", intervall=0.2)
+
+    def test_entering_a_stopped_manager_is_refused(self, resources: Resources) -> None:
+        manager = build(resources)
+        assert manager.stop(10)
+        with pytest.raises(RuntimeError, match=r"cannot enter manager .*: it is stopped"), manager:
+            pass
+
+    def test_entering_a_stopped_async_manager_is_refused(self, resources: Resources) -> None:
+        async def main() -> None:
+            manager = await AsyncTaskManager.builder().with_policy("fixed").build()
+            assert await manager.stop(10)
+            with pytest.raises(RuntimeError, match=r"cannot enter manager .*: it is stopped"):
+                async with manager:
+                    pass
+
+        asyncio.run(asyncio.wait_for(main(), 30))
+
+    def test_a_task_waiting_on_its_own_manager_is_refused_not_deadlocked(
+        self, resources: Resources
+    ) -> None:
+        manager: TaskManager[Resource]
+
+        def nested(resource: Resource) -> int:
+            return manager.queue_task(lambda r: 1)
+
+        with build(resources) as manager:
+            with pytest.raises(RuntimeError, match="use submit\\(\\) and do not wait on it"):
+                manager.queue_task(nested)
+            # the safe alternatives work from a task
+            assert manager.queue_task(lambda r: manager.run_task(lambda r2: 2)) == 2

@@ -213,6 +213,12 @@ class Core(Generic[R]):
             self.observers.emit("tasker_task_queued", task=task)
         return task
 
+    def check_open(self, action: str) -> None:
+        """Raise `ManagerClosedError` if the manager was stopped or killed."""
+        if self.closing or self.killed:
+            state = self.state.value
+            raise ManagerClosedError(f"cannot {action} manager {self.config.name!r}: it is {state}")
+
     def refusal(self) -> RuntimeError:
         """The error explaining why work is refused right now."""
         if self._broken and not (self.closing or self.killed):

@@ -121,6 +121,7 @@ class AsyncTaskManager(ManagerBase[R]):
         return any(worker.handle is current for worker in self._core.workers)
 
     async def __aenter__(self) -> AsyncTaskManager[R]:
+        self._core.check_open("enter")
         return self
 
     async def __aexit__(

@@ -86,19 +86,30 @@ class TaskManager(ManagerBase[R]):
         `RetriesExhaustedError` is raised. Interrupting the wait cancels the task if it has not
         started yet.
         """
-        return _wait(self.submit(fn))
+        return self._wait_for(fn, priority=False, once=False)
 
     def queue_task_with_priority(self, fn: Callable[[R], T]) -> T:
         """Like `queue_task`, ahead of every normal task."""
-        return _wait(self.submit(fn, priority=True))
+        return self._wait_for(fn, priority=True, once=False)
 
     def queue_task_once(self, fn: Callable[[R], T]) -> T:
         """Like `queue_task`, but never run twice: an unhealthy failure is raised, not retried."""
-        return _wait(self.submit(fn, once=True))
+        return self._wait_for(fn, priority=False, once=True)
 
     def queue_task_with_priority_once(self, fn: Callable[[R], T]) -> T:
         """Priority and at-most-once together."""
-        return _wait(self.submit(fn, priority=True, once=True))
+        return self._wait_for(fn, priority=True, once=True)
+
+    def _wait_for(self, fn: Callable[[R], T], *, priority: bool, once: bool) -> T:
+        """Submit and wait, refusing a wait that could deadlock the manager's own worker."""
+        if thread_owner() is self._core:
+            raise RuntimeError(
+                f"queue_task* called from a task of manager {self._core.config.name!r} on its "
+                "own worker would wait for a worker that may never free up (with one worker, "
+                "never): use submit() and do not wait on it in the task, or run_task() to run "
+                "it right here"
+            )
+        return _wait(self.submit(fn, priority=priority, once=once))
 
     def run_task(self, fn: Callable[[R], T], *, once: bool = False) -> T:
         """Run `fn(resource)` now, in the calling thread, bypassing the queues.
@@ -157,6 +168,7 @@ class TaskManager(ManagerBase[R]):
         return self._runtime.join(timeout)
 
     def __enter__(self) -> TaskManager[R]:
+        self._core.check_open("enter")
         return self
 
     def __exit__(

@@ -16,6 +16,7 @@ Core code never calls `pluggy` directly: it asks a `Plugins` object for registri
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -131,6 +132,7 @@ class Registry(Generic[T]):
             raise ValueError(
                 f"{parameter}: unknown {singular} {name!r}; known {plural}: {known}"
             ) from None
+        _check_options(f"{_LABELS[self.kind][1]} {name!r}", factory, options)
         return factory(**options)
 
 
@@ -284,6 +286,24 @@ class Plugins:
     def observers(self, manager: str, log: Callable[..., None]) -> Observers:
         """The observer fan-out for one manager; `log` reports failing hooks."""
         return Observers(manager, {hook: tuple(self._impls(hook)) for hook in OBSERVER_HOOKS}, log)
+
+
+def _check_options(what: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:
+    """Refuse option names the factory does not take, listing the ones it does."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin): let the call decide
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    names = {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        valid = ", ".join(sorted(names)) or "none"
+        raise ValueError(
+            f"{what}: unknown option{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; valid options: {valid}"
+        )
 
 
 def _plugin_name(plugin: object) -> str:
