@@ -517,7 +517,7 @@ class TestTheWrongKindOfTask:
 
 class TestSilentTraps:
     def test_a_misspelled_option_lists_the_valid_ones(self) -> None:
-        with pytest.raises(ValueError, match=r"unknown option 'intervall'; valid options: .*"):
+        with pytest.raises(TypeError, match=r"unknown option 'intervall'; valid options: .*"):
             TaskManager.builder().with_policy("rate", intervall=0.2)
 
     def test_entering_a_stopped_manager_is_refused(self, resources: Resources) -> None:

@@ -300,7 +300,7 @@ def _check_options(what: str, factory: Callable[..., Any], options: dict[str, An
     unknown = sorted(set(options) - names)
     if unknown:
         valid = ", ".join(sorted(names)) or "none"
-        raise ValueError(
+        raise TypeError(
             f"{what}: unknown option{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(map(repr, unknown))}; valid options: {valid}"
         )
