@@ -20,6 +20,7 @@ import pytest
 from tasker import (
     AsyncTaskManager,
     CancelledError,
+    KillReport,
     ResourceCreationError,
     RetriesExhaustedError,
     TaskManager,
@@ -549,3 +550,34 @@ class TestSilentTraps:
                 manager.queue_task(nested)
             # the safe alternatives work from a task
             assert manager.queue_task(lambda r: manager.run_task(lambda r2: 2)) == 2
+
+
+class TestManagerState:
+    def test_every_state_has_its_moves_and_the_final_ones_none(self) -> None:
+        from tasker._core import Core
+        from tasker.stats import ManagerState
+
+        assert set(Core._MOVES) == set(ManagerState)
+        assert Core._MOVES[ManagerState.STOPPED] == set()
+        assert Core._MOVES[ManagerState.KILLED] == set()
+        assert all(ManagerState.KILLED in moves for moves in list(Core._MOVES.values())[:4])
+
+    def test_a_stopped_manager_cannot_be_killed_and_a_stopping_one_can(
+        self, resources: Resources
+    ) -> None:
+        manager = build(resources)
+        assert manager.state == "running"
+        assert manager.stop(10)
+        assert manager.kill() == KillReport(0, 0)
+        assert manager.state == "stopped"
+
+        gate = threading.Event()
+        other = build(Resources())
+        other.submit(lambda r: gate.wait(10))
+        assert not other.stop(0)
+        assert other.state == "stopping"
+        other.kill()
+        assert other.state == "killed"
+        gate.set()
+        assert other.join(10)
+        assert other.state == "killed"

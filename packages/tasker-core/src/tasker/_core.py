@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from tasker import _validate as validate
 from tasker._config import Config
@@ -122,12 +122,12 @@ class Core(Generic[R]):
         self._calls = 0  # run_task calls under way, each holding a resource
         self.calls_done = runtime.new_signal()  # set while no run_task call holds a resource
         self.calls_done.set()
-        # lifecycle flags; `accepting` is their fast summary for the submit path
+        # the lifecycle: one state, moved only by `_move`, which also keeps the three reads
+        # the hot paths make (`accepting`, `closing`, `killed`) in step with it
+        self._state = ManagerState.STARTING
         self.accepting = False
-        self.killed = False
         self.closing = False
-        self._broken = False
-        self._stopped = False
+        self.killed = False
         self._failing_since: float | None = None
         self._last_create_error: BaseException | None = None
         self.shutdown = runtime.new_signal()  # workers must leave: drained, killed, failed build
@@ -149,7 +149,7 @@ class Core(Generic[R]):
         """Every base worker is up: start accepting work."""
         cfg = self.config
         with self._lock:
-            self.accepting = True
+            self._move(ManagerState.RUNNING)
         self.log(
             logging.INFO,
             Event.MANAGER_STARTED,
@@ -221,7 +221,7 @@ class Core(Generic[R]):
 
     def refusal(self) -> RuntimeError:
         """The error explaining why work is refused right now."""
-        if self._broken and not (self.closing or self.killed):
+        if self._state is ManagerState.BROKEN:
             error = ManagerBrokenError(
                 f"manager {self.config.name!r} is broken: no worker could create its resource "
                 f"for {self.config.backoff.broken_after} s; last error: "
@@ -229,7 +229,7 @@ class Core(Generic[R]):
             )
             error.__cause__ = self._last_create_error
             return error
-        state = "killed" if self.killed else "stopped" if self._stopped else "stopping"
+        state = self._state.value
         return ManagerClosedError(
             f"cannot submit tasks: manager {self.config.name!r} was {state}"
             if state == "killed"
@@ -519,7 +519,7 @@ class Core(Generic[R]):
                 ended_elsewhere = True
             else:
                 ended_elsewhere = False
-                if self.killed or self._broken:
+                if self._state is ManagerState.KILLED or self._state is ManagerState.BROKEN:
                     return False
                 worker.current = None
                 task.state = QUEUED
@@ -651,7 +651,10 @@ class Core(Generic[R]):
         )
         with self._lock:
             self._last_create_error = error
-            if self._ready or self.killed or self._broken:
+            # broken only counts while running or stopping with nobody alive: a stop must not
+            # wait for queued tasks that no worker will ever run
+            state = self._state
+            if self._ready or not (state is ManagerState.RUNNING or state is ManagerState.STOPPING):
                 return
             now = time.monotonic()
             if self._failing_since is None:
@@ -659,8 +662,10 @@ class Core(Generic[R]):
                 return
             if now - self._failing_since < self.config.backoff.broken_after:
                 return
-            self._broken = True
-            self.accepting = False
+            if state is ManagerState.RUNNING:
+                self._move(ManagerState.BROKEN)
+            elif not self.queue.main_depth + self.queue.priority_depth:
+                return  # stopping, and the queues were failed already
             doomed = self.queue.drain()
             for task in doomed:
                 task.state = FAILED
@@ -684,10 +689,9 @@ class Core(Generic[R]):
         with self._lock:
             self._ready += 1
             self._failing_since = None
-            recovered = self._broken
+            recovered = self._state is ManagerState.BROKEN
             if recovered:
-                self._broken = False
-                self.accepting = not (self.closing or self.killed)
+                self._move(ManagerState.RUNNING)
         self.log(logging.INFO, Event.WORKER_STARTED, worker_id=worker.worker_id, burst=worker.burst)
         if self.observers.worker_started:
             self.observers.emit(
@@ -804,10 +808,9 @@ class Core(Generic[R]):
     def begin_stop(self) -> None:
         """Refuse new work; the supervisor finishes the shutdown once everything has drained."""
         with self._lock:
-            if self.closing or self.killed:
+            if self.closing:
                 return
-            self.closing = True
-            self.accepting = False
+            self._move(ManagerState.STOPPING)
             pending = self._pending
         self.log(logging.INFO, Event.MANAGER_STOPPING, pending_tasks=pending)
         self.wake.set()
@@ -837,11 +840,9 @@ class Core(Generic[R]):
         cancelled, running ones (their worker's current task) as abandoned.
         """
         with self._lock:
-            if self.killed or self._stopped:
+            if self._state is ManagerState.KILLED or self._state is ManagerState.STOPPED:
                 return KillReport(cancelled_tasks=0, abandoned_tasks=0)
-            self.killed = True
-            self.closing = True
-            self.accepting = False
+            self._move(ManagerState.KILLED)
             self.shutdown.set()
             queued = self.queue.drain()
             running = [
@@ -896,7 +897,8 @@ class Core(Generic[R]):
     def finish_end(self) -> None:
         """Every worker has exited and every resource is destroyed."""
         with self._lock:
-            self._stopped = True
+            if not self.killed:
+                self._move(ManagerState.STOPPED)
         if not self.killed:
             self.log(logging.INFO, Event.MANAGER_STOPPED)
         if self.observers.manager_stopped:
@@ -908,15 +910,27 @@ class Core(Generic[R]):
     @property
     def state(self) -> ManagerState:
         """The lifecycle state."""
-        if self.killed:
-            return ManagerState.KILLED
-        if self._stopped:
-            return ManagerState.STOPPED
-        if self.closing:
-            return ManagerState.STOPPING
-        if self._broken:
-            return ManagerState.BROKEN
-        return ManagerState.RUNNING
+        return self._state
+
+    _MOVES: Final = {
+        ManagerState.STARTING: {ManagerState.RUNNING, ManagerState.STOPPED, ManagerState.KILLED},
+        ManagerState.RUNNING: {ManagerState.BROKEN, ManagerState.STOPPING, ManagerState.KILLED},
+        ManagerState.BROKEN: {ManagerState.RUNNING, ManagerState.STOPPING, ManagerState.KILLED},
+        ManagerState.STOPPING: {ManagerState.STOPPED, ManagerState.KILLED},
+        ManagerState.STOPPED: set(),
+        ManagerState.KILLED: set(),
+    }
+    """Every move the lifecycle allows: `build()` opens, a failed build or `stop()` closes,
+    `kill()` ends any state that is not final, broken and running alternate."""
+
+    def _move(self, to: ManagerState) -> None:
+        """The one transition of the manager's state (held under `_lock`)."""
+        if to not in self._MOVES[self._state]:
+            raise AssertionError(f"manager state cannot move from {self._state} to {to}")
+        self._state = to
+        self.accepting = to is ManagerState.RUNNING
+        self.closing = to in (ManagerState.STOPPING, ManagerState.STOPPED, ManagerState.KILLED)
+        self.killed = to is ManagerState.KILLED
 
     def stats(self) -> TaskStats:
         """A live snapshot of workers, queues and pool."""

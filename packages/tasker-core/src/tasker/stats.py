@@ -11,11 +11,14 @@ __all__ = ["KillReport", "ManagerState", "TaskStats"]
 class ManagerState(StrEnum):
     """The lifecycle of a manager.
 
-    `RUNNING` -> (`BROKEN` <-> `RUNNING`) -> `STOPPING` -> `STOPPED`, or `KILLED` from any state.
+    `STARTING` (inside `build()`) -> `RUNNING` -> (`BROKEN` <-> `RUNNING`) -> `STOPPING` ->
+    `STOPPED`, or `KILLED` from any state but `STOPPED`. A build that fails goes from `STARTING`
+    to `STOPPED`.
     `BROKEN` means no worker could create its resource for longer than allowed; the manager
     returns to `RUNNING` by itself when one succeeds.
     """
 
+    STARTING = "starting"
     RUNNING = "running"
     BROKEN = "broken"
     STOPPING = "stopping"
