@@ -30,6 +30,8 @@ __all__ = ["main"]
 
 _print_lock = threading.Lock()
 
+_BROKEN_EVERY = 97  # one query in this many goes to a missing table
+
 
 def say(message: str = "") -> None:
     """Print a line; several threads print, so lines must not interleave."""
@@ -249,7 +251,8 @@ def surge(manager: TaskManager[Connection], plan: Plan) -> dict[str, int]:
         while owed >= 1:
             owed -= 1
             n = len(futures)
-            table = "nowhere" if n % 97 == 96 else "products"  # now and then, a broken query
+            # now and then, a broken query
+            table = "nowhere" if n % _BROKEN_EVERY == _BROKEN_EVERY - 1 else "products"
             sql = f"SELECT * FROM {table} WHERE id = {n}"
             futures.append(manager.submit(partial(query, f"q{n}", sql, rng.uniform(0.02, 0.06))))
         time.sleep(step)
