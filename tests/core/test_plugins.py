@@ -162,6 +162,41 @@ class TestEntryPoints:
         with pytest.raises(PluginError, match=r"'broken'.*'bad'"):
             TaskManager.builder().with_policy("fixed")
 
+    def test_the_cli_and_an_unknown_name_tell_about_a_plugin_that_failed_to_load(
+        self, site: Path
+    ) -> None:
+        install(site, "broken", "tasker_broken_plugin3", "raise ImportError('no deps')\n", "bad")
+        run = subprocess.run(
+            [sys.executable, "-m", "tasker", "plugins"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            env={"PYTHONPATH": str(site), "PATH": ""},
+        )
+        assert run.returncode == 1
+        assert "broken  [FAILED TO LOAD] ImportError('no deps')" in run.stdout
+        with pytest.raises(ValueError, match=r"failed to load .*'broken': ImportError"):
+            TaskManager.builder().with_policy("queue-threshold")
+
+    def test_an_adapter_name_without_its_package_says_what_to_install(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("TASKER_DISABLE_PLUGIN_AUTOLOAD", "1")
+        with pytest.raises(ValueError, match=r'pip install "tasker-core\[otel\]"'):
+            TaskManager.builder().with_metrics("otel")
+        with pytest.raises(ValueError, match=r'pip install "tasker-core\[structlog\]"'):
+            TaskManager.builder().with_logger("structlog")
+
+    def test_the_cli_prints_its_version_and_help(self) -> None:
+        from tasker import __version__
+        from tasker.cli import main
+
+        with pytest.raises(SystemExit):
+            main(["--version"])
+        assert main([]) == 0
+        assert __version__
+
     def test_entry_points_load_once(self, site: Path) -> None:
         install(site, "counted", "tasker_counted_plugin", "LOADS = []\nLOADS.append(1)\n", "c")
         for _ in range(3):

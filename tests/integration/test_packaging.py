@@ -186,3 +186,20 @@ def test_each_adapter_alone_passes_its_tests(
     passed = re.match(r"(\d+) passed in ", summary)
     assert passed, summary  # nothing failed, skipped or errored
     assert int(passed.group(1)) >= 20
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_each_wheel_carries_its_license_and_a_readme_of_its_own(venvs: Venvs, package: str) -> None:
+    import zipfile
+    from email.parser import Parser
+    from urllib.parse import urlparse
+
+    with zipfile.ZipFile(urlparse(venvs.wheel(package)).path) as wheel:
+        names = wheel.namelist()
+        (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        metadata = Parser().parsestr(wheel.read(metadata_name).decode())
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    assert metadata["License-Expression"] == "MIT"
+    description = metadata.get_payload()
+    assert f"# {package}" in description
+    assert "../" not in description  # no link that only works inside the repository

@@ -1,7 +1,8 @@
 """The `tasker` command line.
 
-`tasker plugins` lists the loaded plugins and what they register; `tasker demo` runs the
-showcase.
+`tasker plugins` lists the loaded plugins and what they register, and the plugins that
+failed to load with their error (exit status 1 then); `tasker demo` runs the showcase;
+`tasker --version` prints the version.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ __all__ = ["main"]
 
 def _plugins() -> int:
     plugins = default_plugins()
+    for name, error in plugins.failed:
+        print(f"{name}  [FAILED TO LOAD] {error!r}")
     for loaded in plugins.loaded:
         origin = loaded.distribution or "(passed in code)"
         if loaded.version:
@@ -27,7 +30,7 @@ def _plugins() -> int:
             names = [n for n in registry.names() if registry.owner(n) == loaded.name]
             if names:
                 print(f"    {kind.replace('_', ' ')}: {', '.join(names)}")
-    return 0
+    return 1 if plugins.failed else 0
 
 
 def _demo() -> int:
@@ -39,11 +42,19 @@ def _demo() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `tasker` command line; return the exit status."""
+    from tasker import __version__  # noqa: PLC0415 - the package imports this module's parent
+
     parser = argparse.ArgumentParser(prog="tasker", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("plugins", help="list loaded plugins, their distributions and names")
+    parser.add_argument("--version", action="version", version=f"tasker {__version__}")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser(
+        "plugins", help="list loaded plugins (and those that failed to load), with their names"
+    )
     commands.add_parser("demo", help="run the showcase (a few seconds)")
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     return _plugins() if args.command == "plugins" else _demo()
 
 

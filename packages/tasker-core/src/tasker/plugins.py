@@ -61,6 +61,11 @@ _LABELS = {  # kind: (builder parameter, singular, plural)
     "collectors": ("metrics", "metrics collector", "metrics collectors"),
 }
 
+_ADAPTERS = {  # (kind, name): the extra that brings it
+    ("collectors", "otel"): "otel",
+    ("loggers", "structlog"): "structlog",
+}
+
 OBSERVER_HOOKS = (
     "tasker_task_queued",
     "tasker_task_started",
@@ -92,6 +97,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, tuple[Callable[..., T], str]] = {}
         self._plugin = "?"  # who is registering right now
+        self.broken: list[tuple[str, BaseException]] = []  # plugins that failed to load
 
     def register(self, name: str, factory: Callable[..., T]) -> None:
         """Offer `factory` under `name`; a name taken by another plugin is a `PluginError`."""
@@ -129,9 +135,17 @@ class Registry(Generic[T]):
         except KeyError:
             known = ", ".join(repr(n) for n in self.names()) or "none"
             parameter, singular, plural = _LABELS[self.kind]
-            raise ValueError(
-                f"{parameter}: unknown {singular} {name!r}; known {plural}: {known}"
-            ) from None
+            message = f"{parameter}: unknown {singular} {name!r}; known {plural}: {known}"
+            extra = _ADAPTERS.get((self.kind, name))
+            if extra is not None:
+                message += (
+                    f". {name!r} comes with the tasker-{extra} package: "
+                    f'pip install "tasker-core[{extra}]"'
+                )
+            if self.broken:
+                failed = "; ".join(f"{plugin!r}: {error!r}" for plugin, error in self.broken)
+                message += f". Plugins that failed to load (run `tasker plugins`): {failed}"
+            raise ValueError(message) from None
         _check_options(f"{_LABELS[self.kind][1]} {name!r}", factory, options)
         return factory(**options)
 
@@ -239,9 +253,12 @@ class Plugins:
             if self._pm.is_registered(item.plugin):
                 continue
             self._pm.register(item.plugin, name=item.name)
+        self.failed = [(name, error) for name, _, error in _load_entry_points().failed]
+        """Entry points that failed to load: `(name, error)`."""
         self.registries: dict[str, Registry[Any]] = {}
         for kind in KINDS:
             registry: Registry[Any] = Registry(kind)
+            registry.broken = self.failed
             for name, call in self._impls(f"tasker_register_{kind}"):
                 registry._plugin = name
                 try:
