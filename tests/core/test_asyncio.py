@@ -560,7 +560,7 @@ class TestTyping:
 
     def test_an_async_builder_refuses_thread_executors(self) -> None:
         with pytest.raises(ValueError, match="asyncio executor"):
-            AsyncTaskManager.builder().with_executor("thread")  # type: ignore[arg-type]
+            AsyncTaskManager.builder().with_executor("thread")
 
     def test_cancelled_error_is_the_futures_one(self) -> None:
         assert issubclass(CancelledError, Exception)

@@ -152,7 +152,7 @@ class TestValidation:
 
     def test_unknown_executor(self) -> None:
         with pytest.raises(ValueError, match=r"unknown executor 'fibers'.*'thread'"):
-            TaskManager.builder().with_executor("fibers")  # type: ignore[call-overload]
+            TaskManager.builder().with_executor("fibers")
 
     def test_bad_logger(self) -> None:
         with pytest.raises(TypeError, match="logger"):

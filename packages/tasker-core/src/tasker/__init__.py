@@ -18,9 +18,17 @@ from tasker.errors import (
     ResourceCreationError,
     RetriesExhaustedError,
     TaskerError,
+    WorkerCrashedError,
 )
 from tasker.events import Event
-from tasker.executors import AsyncioExecutor, Executor, ThreadExecutor, WorkerHandle
+from tasker.executors import (
+    AsyncioExecutor,
+    AsyncPlace,
+    Executor,
+    Place,
+    ThreadExecutor,
+    WorkerHandle,
+)
 from tasker.health import AlwaysHealthy, HealthChecker, UnhealthyOn
 from tasker.hookspecs import hookimpl
 from tasker.log import Logger, NullLogger, StdlibLogger
@@ -41,6 +49,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlwaysHealthy",
+    "AsyncPlace",
     "AsyncTaskFuture",
     "AsyncTaskManager",
     "AsyncTaskManagerBuilder",
@@ -59,6 +68,7 @@ __all__ = [
     "ManagerState",
     "MetricsCollector",
     "NullLogger",
+    "Place",
     "QuantileSketch",
     "QueueDepthPolicy",
     "RatePolicy",
@@ -78,6 +88,7 @@ __all__ = [
     "TaskerError",
     "ThreadExecutor",
     "UnhealthyOn",
+    "WorkerCrashedError",
     "WorkerHandle",
     "__version__",
     "current_task",

@@ -25,7 +25,7 @@ from tasker._run_task import Call, Destroy, run_task_steps
 from tasker._task import _CURRENT, TaskRecord, new_async_task_future, not_awaitable
 from tasker._worker import Worker
 from tasker.errors import ResourceCreationError
-from tasker.executors import Executor
+from tasker.executors import AsyncPlace, Executor, LocalAsyncPlace
 
 __all__ = ["AsyncRuntime"]
 
@@ -238,6 +238,8 @@ class AsyncRuntime:
         for worker in self._core.workers:
             if worker.current is task and not worker.interrupted:
                 worker.interrupted = True
+                if worker.place is not None:
+                    worker.place.interrupt()  # a remote place stops the attempt where it runs
                 worker.handle.cancel()
 
     def wait_killed(self, seconds: float) -> bool:
@@ -353,13 +355,13 @@ class AsyncRuntime:
         self, core: Core[Any], worker: Worker, startup: asyncio.Future[Any] | None
     ) -> bool:
         """Create the worker's resource; `False` if the worker should leave instead."""
-        on_create = core.config.on_create
         backoff = core.config.backoff
         shutdown: asyncio.Event = core.shutdown  # type: ignore[assignment]
         failures = 0
         while not shutdown.is_set():
+            place = self._new_place(core)
             try:
-                resource = await _call_hook(on_create)
+                await place.create()
             except asyncio.CancelledError:
                 raise
             except BaseException as error:  # user code: any exception is a failed creation
@@ -375,9 +377,27 @@ class AsyncRuntime:
                         return False
                     continue
                 return False
-            core.worker_ready(worker, resource)
+            worker.place = place
+            core.worker_ready(worker, place.resource)
             return True
         return False
+
+    def _new_place(self, core: Core[Any]) -> AsyncPlace:
+        cfg = core.config
+        make = getattr(self._executor, "place", None)
+        if make is None:  # an executor that only starts tasks: the resource stays here
+            return LocalAsyncPlace(cfg.on_create, cfg.on_destroy)
+        place: AsyncPlace = make(cfg.on_create, cfg.on_destroy)
+        return place
+
+    async def _destroy_place(self, core: Core[Any], worker: Worker) -> None:
+        place, worker.place = worker.place, None
+        try:
+            await place.destroy()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # user code: logged, never raised
+            core.destroy_failed(error, worker)
 
     async def _wait_token(self, core: Core[Any], worker: Worker) -> object:
         """Wait for a token when none is ready; `_IDLE` when an idle burst worker may retire."""
@@ -423,7 +443,11 @@ class AsyncRuntime:
                 if task is None:
                     continue  # cancelled or drained since it was queued
                 start = core.attempt_started(task, worker)
-                if task.timeout is not None or observers.task_attempt_context:
+                if (
+                    task.timeout is not None
+                    or observers.task_attempt_context
+                    or worker.place.__class__ is not LocalAsyncPlace
+                ):
                     replace = await self._run(core, worker, task, start, None)
                 else:
                     try:
@@ -449,7 +473,8 @@ class AsyncRuntime:
                     streak = 0
                     await asyncio.sleep(0)
         finally:
-            await self._destroy(core, core.worker_releasing(worker), worker)
+            core.worker_releasing(worker)
+            await self._destroy_place(core, worker)
 
     async def _run(
         self,
@@ -471,7 +496,9 @@ class AsyncRuntime:
                 result = await pending
             else:
                 attempt = (
-                    _run_scoped(task, resource, worker.worker_id)
+                    worker.place.call(task)
+                    if worker.place.__class__ is not LocalAsyncPlace
+                    else _run_scoped(task, resource, worker.worker_id)
                     if core.observers.task_attempt_context
                     else _run_in(task, resource)
                 )

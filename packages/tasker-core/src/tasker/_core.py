@@ -27,7 +27,7 @@ from tasker._pool import PoolSlots
 from tasker._queue import EXIT, Channel, TaskQueue
 from tasker._task import ENDED, TaskRecord, TaskState, release
 from tasker._worker import Worker
-from tasker.errors import ManagerBrokenError, ManagerClosedError
+from tasker.errors import ManagerBrokenError, ManagerClosedError, WorkerCrashedError
 from tasker.events import Event
 from tasker.metrics import COMPLETED as METRIC_COMPLETED
 from tasker.metrics import FAILED as METRIC_FAILED
@@ -463,7 +463,8 @@ class Core(Generic[R]):
         if task.state is not RUNNING:  # answered elsewhere (kill, timeout, cancellation)
             release(task)
             self._end_attempt(worker, task, FAILED)
-            return False
+            # an interrupted place (a timeout, kill()) may have been torn down with its task
+            return isinstance(error, WorkerCrashedError)
         decision = self._decide(task, error)
         if decision.replace_worker:
             self.log(
@@ -608,6 +609,7 @@ class Core(Generic[R]):
                 return
             task.state = TIMED_OUT
             task.cancel_requested = True
+        self.runtime.interrupt(task)  # a place that can stop the attempt does so now
         self._conclude(
             task, TIMED_OUT, self._timeout_error(task), task.started_at - task.queued_at, elapsed
         )

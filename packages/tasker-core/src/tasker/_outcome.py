@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tasker.errors import RetriesExhaustedError
+from tasker.errors import RetriesExhaustedError, WorkerCrashedError
 from tasker.events import Event
 from tasker.health import HealthChecker
 from tasker.metrics import TaskInfo
@@ -39,7 +39,8 @@ def decide_failure(
 ) -> FailureDecision:
     """Decide between "the task's own failure", "retry on a fresh worker" and "give up".
 
-    - healthy (per `health_check`): the caller gets `error` unchanged, the worker stays;
+    - healthy (per `health_check`; never a `WorkerCrashedError`): the caller gets `error`
+      unchanged, the worker stays;
     - unhealthy, a once-task: the caller gets `error`, the worker is replaced, no retry;
     - unhealthy, attempts left: the worker is replaced and the task retried;
     - unhealthy, no attempts left: the caller gets `RetriesExhaustedError` chaining `error`.
@@ -49,7 +50,8 @@ def decide_failure(
     check can neither lose the task nor churn the workers.
     """
     try:
-        healthy = bool(health_check(error))
+        # a place that died took the resource with it, whatever the check would say
+        healthy = not isinstance(error, WorkerCrashedError) and bool(health_check(error))
     except BaseException as check_error:  # user code: contained, whatever it raises
         log(
             logging.ERROR,

@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 from tasker._core import Core
 from tasker._queue import EXIT
 from tasker._run_task import Call, Destroy, run_task_steps
-from tasker._task import TaskRecord, call_in_scope, call_in_task, new_task_future
+from tasker._task import TaskRecord, new_task_future
 from tasker._worker import Worker
 from tasker.errors import ResourceCreationError
-from tasker.executors import Executor
+from tasker.executors import Executor, LocalPlace, Place, run_here
 
 __all__ = ["ThreadRuntime", "thread_owner"]
 
@@ -99,7 +99,15 @@ class ThreadRuntime:
         )
 
     def interrupt(self, task: TaskRecord[Any]) -> None:
-        """Threads cannot be interrupted: tasks see `current_task().cancelled` instead."""
+        """Ask the place running `task` to stop it.
+
+        A local place cannot: the task sees `current_task().cancelled` instead.
+        """
+        assert self._core is not None
+        for worker in list(self._core.workers):
+            place = worker.place
+            if worker.current is task and place is not None:
+                place.interrupt()
 
     def wait_killed(self, seconds: float) -> bool:
         """Sleep up to `seconds`; `True` as soon as the manager is killed."""
@@ -201,13 +209,13 @@ class ThreadRuntime:
 
     def _acquire(self, core: Core[Any], worker: Worker, startup: _Startup | None) -> bool:
         """Create the worker's resource; `False` if the worker should leave instead."""
-        on_create = core.config.on_create
         backoff = core.config.backoff
         shutdown: threading.Event = core.shutdown  # type: ignore[assignment]
         failures = 0
         while not shutdown.is_set():
+            place = self._new_place(core)
             try:
-                resource = on_create()
+                place.create()
             except BaseException as error:  # user code: any exception is a failed creation
                 failures += 1
                 core.creation_failed(worker, error, failures)
@@ -217,9 +225,18 @@ class ThreadRuntime:
                 if shutdown.wait(backoff.delay(failures)) or core.try_retire(worker):
                     return False
                 continue
-            core.worker_ready(worker, resource)
+            worker.place = place
+            core.worker_ready(worker, place.resource)
             return True
         return False
+
+    def _new_place(self, core: Core[Any]) -> Place:
+        cfg = core.config
+        make = getattr(self._executor, "place", None)
+        if make is None:  # an executor that only starts threads: the resource stays here
+            return LocalPlace(cfg.on_create, cfg.on_destroy)
+        place: Place = make(cfg.on_create, cfg.on_destroy)
+        return place
 
     def _serve(self, core: Core[Any], worker: Worker) -> bool:
         """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`)."""
@@ -252,14 +269,22 @@ class ThreadRuntime:
                 if worker.burst and core.retiring and core.try_retire(worker):
                     return False  # idle between two tasks: leave as the policy asks
         finally:
-            self._destroy(core, core.worker_releasing(worker), worker)
+            core.worker_releasing(worker)
+            self._destroy_place(core, worker)
+
+    def _destroy_place(self, core: Core[Any], worker: Worker) -> None:
+        place, worker.place = worker.place, None
+        try:
+            place.destroy()
+        except BaseException as error:  # user code: logged, never raised
+            core.destroy_failed(error, worker)
 
     def _run(self, core: Core[Any], worker: Worker, task: TaskRecord[Any]) -> bool:
         """Run one attempt of `task`; return `True` if the worker must be replaced."""
         start = core.attempt_started(task, worker)
         watch = None if task.timeout is None else self._watch(core, task, start + task.timeout)
         try:
-            result = _call(core, task, worker.resource, worker.worker_id)
+            result = worker.place.call(task)
         except BaseException as error:
             if watch is not None:
                 watch.task = None
@@ -357,15 +382,8 @@ class ThreadRuntime:
                 continue
             try:
                 if isinstance(step, Call):
-                    outcome = _call(core, task, step.resource, None)
+                    outcome = run_here(task, step.resource)
                 else:
                     outcome = core.config.on_create()
             except BaseException as error:  # handed to the steps, which decide
                 failure = error
-
-
-def _call(core: Core[Any], task: TaskRecord[Any], resource: Any, worker_id: int | None) -> Any:
-    """Run the task on `resource` in its context, inside the plugins' scopes if any."""
-    if core.observers.task_attempt_context:
-        return task.context.run(call_in_scope, task, resource, worker_id)
-    return task.context.run(call_in_task, task, resource)

@@ -12,12 +12,13 @@ __all__ = ["Worker"]
 class Worker:
     """One worker: its id (new after each replacement), resource, current task and handle."""
 
-    __slots__ = ("burst", "current", "handle", "interrupted", "resource", "worker_id")
+    __slots__ = ("burst", "current", "handle", "interrupted", "place", "resource", "worker_id")
 
     def __init__(self, worker_id: int, *, burst: bool) -> None:
         self.worker_id = worker_id
         self.burst = burst
         self.current: TaskRecord[Any] | None = None
         self.resource: Any = None
+        self.place: Any = None  # where the resource lives (see `tasker.executors.Place`)
         self.handle: Any = None  # the thread or asyncio task running the worker's loop
         self.interrupted = False  # asyncio: the current attempt was cancelled on purpose

@@ -199,8 +199,8 @@ class _Options(Generic[R]):
         self._backoff = Backoff(initial=initial, maximum=maximum, broken_after=broken_after)
         return self
 
-    def _executor_named(self, executor: str | Executor) -> Executor:
-        resolved = self._named("executors", "executor", executor, {})
+    def _executor_named(self, executor: str | Executor, options: dict[str, Any]) -> Executor:
+        resolved = self._named("executors", "executor", executor, options)
         if not isinstance(resolved, Executor):
             raise TypeError(
                 f"executor must be a registered name or an Executor, got {type(executor).__name__}"
@@ -269,20 +269,26 @@ class TaskManagerBuilder(_Options[R]):
         return cast("TaskManagerBuilder[R2]", self)
 
     @overload
-    def with_executor(self, executor: Literal["asyncio"]) -> AsyncTaskManagerBuilder[R]: ...
+    def with_executor(
+        self, executor: Literal["asyncio"], **options: Any
+    ) -> AsyncTaskManagerBuilder[R]: ...
 
     @overload
-    def with_executor(self, executor: Literal["thread"] | Executor) -> TaskManagerBuilder[R]: ...
+    def with_executor(
+        self, executor: Literal["thread"] | str | Executor, **options: Any
+    ) -> TaskManagerBuilder[R]: ...
 
     def with_executor(
-        self, executor: str | Executor
+        self, executor: str | Executor, **options: Any
     ) -> TaskManagerBuilder[R] | AsyncTaskManagerBuilder[R]:
-        """Choose what workers run on: `"thread"` (the default), `"asyncio"`, or an `Executor`.
+        """Choose where workers and their resources live: a registered name, or an `Executor`.
 
-        `"asyncio"` (or an asyncio `Executor`) returns an `AsyncTaskManagerBuilder` carrying
-        every option given so far: tasks are then coroutine functions and `build()` is awaited.
+        Built in: `"thread"` (the default) and `"asyncio"`; plugins register more, with their
+        options (`.with_executor("name", option=...)`). `"asyncio"` (or any asyncio executor)
+        returns an `AsyncTaskManagerBuilder` carrying every option given so far: tasks are then
+        coroutine functions and `build()` is awaited.
         """
-        resolved = self._executor_named(executor)
+        resolved = self._executor_named(executor, options)
         if resolved.kind == "asyncio":
             other: AsyncTaskManagerBuilder[R] = AsyncTaskManagerBuilder()
             self._copy_to(other)
@@ -335,9 +341,9 @@ class AsyncTaskManagerBuilder(_Options[R]):
         self._set_resource(on_create, on_destroy)
         return cast("AsyncTaskManagerBuilder[R2]", self)
 
-    def with_executor(self, executor: Literal["asyncio"] | Executor) -> Self:
-        """Choose an asyncio `Executor` (the default is `"asyncio"`)."""
-        resolved = self._executor_named(executor)
+    def with_executor(self, executor: str | Executor, **options: Any) -> Self:
+        """Choose an asyncio `Executor`, by name with options (the default is `"asyncio"`)."""
+        resolved = self._executor_named(executor, options)
         if resolved.kind != "asyncio":
             raise ValueError(
                 f"executor: an async manager needs an asyncio executor, got {resolved.name!r}; "

@@ -16,6 +16,7 @@ __all__ = [
     "ResourceCreationError",
     "RetriesExhaustedError",
     "TaskerError",
+    "WorkerCrashedError",
 ]
 
 
@@ -54,3 +55,13 @@ class RetriesExhaustedError(TaskerError):
     def __init__(self, message: str, *, attempts: int) -> None:
         super().__init__(message)
         self.attempts = attempts
+
+
+class WorkerCrashedError(TaskerError):
+    """A worker's place died under its task: its process exited, its actor was lost.
+
+    An executor raises it from `Place.call` when the resource's place is gone. The engine treats
+    it as an unhealthy failure whatever the health check says: the worker is replaced and the
+    task retried (never a once-task); a caller whose retries are exhausted gets
+    `RetriesExhaustedError` chaining it, a once-task's caller gets it directly.
+    """

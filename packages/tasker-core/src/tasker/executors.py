@@ -1,24 +1,40 @@
-"""Executors: what a worker runs on.
+"""Executors: where a worker's resource lives and how a task is called on it.
 
 The manager's decisions (queues, retries, health, scaling, metrics) do not depend on the
-executor; an executor only starts the workers' loops. The thread executor runs each worker on
-its own OS thread, which suits blocking resources (database drivers, SDK clients); the asyncio
-executor runs each worker as an asyncio task, for coroutine tasks (async HTTP clients, async
-database drivers).
+executor. An executor starts the workers' loops (`start_worker`) and, for each worker, makes a
+**place** (`place`): the thing that creates the worker's resource, calls tasks on it, interrupts
+an attempt and destroys the resource. The built-in executors keep the resource in this process:
+the thread executor runs each worker on its own OS thread, which suits blocking resources
+(database drivers, SDK clients); the asyncio executor runs each worker as an asyncio task, for
+coroutine tasks. An executor whose places live elsewhere (another process, another machine)
+implements the same protocol; the engine never learns where a worker runs.
+
+A place reports that it died under a task by raising
+[`WorkerCrashedError`][tasker.errors.WorkerCrashedError] from `call`: the engine then replaces
+the worker and retries the task, as after an unhealthy failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any, Literal, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from tasker._task import TaskRecord
 
 __all__ = [
+    "AsyncPlace",
     "AsyncioExecutor",
     "Executor",
+    "LocalAsyncPlace",
+    "LocalPlace",
+    "Place",
     "ThreadExecutor",
     "WorkerHandle",
+    "run_here",
 ]
 
 
@@ -34,13 +50,66 @@ class WorkerHandle(Protocol):
         ...
 
 
+class Place(Protocol):
+    """**Protocol**: where one worker's resource lives (thread managers).
+
+    The worker's thread calls `create` once, then `call` for each task, then `destroy` once;
+    `interrupt` comes from another thread (a timeout, `kill()`) while `call` runs.
+    """
+
+    @property
+    def resource(self) -> Any:
+        """The resource if it lives in this process (`current_task().resource`), else `None`."""
+        ...
+
+    def create(self) -> None:
+        """Run `on_create` where the resource lives; raise what it raised."""
+
+    def call(self, task: TaskRecord[Any]) -> Any:
+        """Run `task.fn(resource, *task.args)`; return its result or raise its exception.
+
+        Raise `WorkerCrashedError` if the place died under the task.
+        """
+        ...
+
+    def interrupt(self) -> None:
+        """Stop the running attempt now if the place can (it may tear the place down)."""
+
+    def destroy(self) -> None:
+        """Run `on_destroy` where the resource lives and release the place; raise its error."""
+
+
+class AsyncPlace(Protocol):
+    """**Protocol**: a `Place` for asyncio managers: `create`, `call` and `destroy` are awaited."""
+
+    @property
+    def resource(self) -> Any:
+        """The resource if it lives in this process, else `None`."""
+        ...
+
+    async def create(self) -> None:
+        """Run `on_create` where the resource lives."""
+
+    async def call(self, task: TaskRecord[Any]) -> Any:
+        """Run the task; raise `WorkerCrashedError` if the place died under it."""
+        ...
+
+    def interrupt(self) -> None:
+        """Stop the running attempt now if the place can."""
+
+    async def destroy(self) -> None:
+        """Run `on_destroy` where the resource lives and release the place."""
+
+
 @runtime_checkable
 class Executor(Protocol):
-    """**Protocol**: starts worker loops.
+    """**Protocol**: starts worker loops and makes each worker's place.
 
     `kind` says which manager the executor serves: `"thread"` executors run `target()` (a
-    blocking loop) concurrently and return a joinable handle; `"asyncio"` executors schedule
-    the coroutine `target()` returns on the running loop and return its `asyncio.Task`.
+    blocking loop) concurrently and return a joinable handle, and make `Place`s; `"asyncio"`
+    executors schedule the coroutine `target()` returns on the running loop and return its
+    `asyncio.Task`, and make `AsyncPlace`s. An executor without a `place` method keeps every
+    resource in this process, as the built-in ones do.
     """
 
     @property
@@ -56,6 +125,87 @@ class Executor(Protocol):
     def start_worker(self, target: Callable[[], Any], *, name: str) -> Any:
         """Start running `target` and return a handle to wait on it."""
         ...
+
+
+def run_here(task: TaskRecord[Any], resource: Any) -> Any:
+    """Run `task` on `resource` in this thread: in its caller's context, as `current_task()`.
+
+    What an in-process `Place.call` does; a place in another process runs `task.fn(resource,
+    *task.args)` there instead (the context and `current_task()` do not cross).
+    """
+    from tasker._task import call_in_scope, call_in_task  # noqa: PLC0415 - no import cycle
+
+    if task._core.observers.task_attempt_context:
+        return task.context.run(call_in_scope, task, resource, task.worker_id)
+    return task.context.run(call_in_task, task, resource)
+
+
+class LocalPlace:
+    """A resource held in this process, called in the worker's own thread."""
+
+    __slots__ = ("_on_create", "_on_destroy", "resource")
+
+    def __init__(
+        self, on_create: Callable[[], Any], on_destroy: Callable[[Any], object] | None
+    ) -> None:
+        self._on_create = on_create
+        self._on_destroy = on_destroy
+        self.resource: Any = None
+
+    def create(self) -> None:
+        """Call `on_create()` and keep its resource."""
+        self.resource = self._on_create()
+
+    def call(self, task: TaskRecord[Any]) -> Any:
+        """Run the task right here."""
+        return run_here(task, self.resource)
+
+    def interrupt(self) -> None:
+        """Threads cannot be interrupted: tasks see `current_task().cancelled` instead."""
+
+    def destroy(self) -> None:
+        """Call `on_destroy(resource)` once."""
+        resource, self.resource = self.resource, None
+        if self._on_destroy is not None:
+            self._on_destroy(resource)
+
+
+class LocalAsyncPlace:
+    """A resource held on the event loop; plain or `async` hooks."""
+
+    __slots__ = ("_on_create", "_on_destroy", "resource")
+
+    def __init__(
+        self, on_create: Callable[[], Any], on_destroy: Callable[[Any], object] | None
+    ) -> None:
+        self._on_create = on_create
+        self._on_destroy = on_destroy
+        self.resource: Any = None
+
+    async def create(self) -> None:
+        """Call (and await, if need be) `on_create()`."""
+        self.resource = await _maybe_await(self._on_create())
+
+    async def call(self, task: TaskRecord[Any]) -> Any:
+        """Run the task on the loop (the asyncio runtime runs local tasks inline instead)."""
+        from tasker._asyncio import _run_in  # noqa: PLC0415 - no import cycle
+
+        return await _run_in(task, self.resource)
+
+    def interrupt(self) -> None:
+        """The runtime cancels local attempts itself."""
+
+    async def destroy(self) -> None:
+        """Call (and await) `on_destroy(resource)` once."""
+        resource, self.resource = self.resource, None
+        if self._on_destroy is not None:
+            await _maybe_await(self._on_destroy(resource))
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
 
 
 class ThreadExecutor:
@@ -78,6 +228,12 @@ class ThreadExecutor:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         return thread
+
+    def place(
+        self, on_create: Callable[[], Any], on_destroy: Callable[[Any], object] | None
+    ) -> LocalPlace:
+        """Keep the resource in the worker's thread."""
+        return LocalPlace(on_create, on_destroy)
 
     def __repr__(self) -> str:
         return "ThreadExecutor()"
@@ -103,6 +259,14 @@ class AsyncioExecutor:
     ) -> asyncio.Task[Any]:
         """Schedule the coroutine `target()` returns as a task of the running loop."""
         return asyncio.get_running_loop().create_task(target(), name=name)
+
+    def place(
+        self,
+        on_create: Callable[[], Any | Awaitable[Any]],
+        on_destroy: Callable[[Any], object] | None,
+    ) -> LocalAsyncPlace:
+        """Keep the resource on the event loop."""
+        return LocalAsyncPlace(on_create, on_destroy)
 
     def __repr__(self) -> str:
         return "AsyncioExecutor()"

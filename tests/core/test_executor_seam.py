@@ -1,0 +1,197 @@
+"""The executor seam: a place holds each worker's resource; the core never learns where."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+import pytest
+
+from tasker import (
+    AsyncTaskManager,
+    RetriesExhaustedError,
+    TaskManager,
+    WorkerCrashedError,
+    current_task,
+)
+from tasker.executors import AsyncioExecutor, LocalAsyncPlace, LocalPlace, ThreadExecutor
+from tests.helpers import Resource, Resources
+from tests.test_examples import load_example
+
+
+@pytest.fixture
+def pinned(monkeypatch: pytest.MonkeyPatch) -> Any:
+    return load_example("pinned_executor", monkeypatch)
+
+
+class TestTheExampleExecutor:
+    def test_resources_live_and_die_on_their_pinned_threads(
+        self, pinned: Any, resources: Resources
+    ) -> None:
+        destroyed_on: list[str] = []
+
+        def destroy(resource: Resource) -> None:
+            destroyed_on.append(threading.current_thread().name)
+            resources.destroy(resource)
+
+        manager = (
+            TaskManager.builder()
+            .with_plugins(pinned)
+            .with_executor("pinned")
+            .with_resource(resources.create, destroy)
+            .with_workers(2, max_workers=2)
+            .with_resource_pool(0)
+            .build()
+        )
+        with manager:
+            ran = [
+                manager.submit(lambda r: (threading.current_thread().name, r.rid))
+                for _ in range(20)
+            ]
+            outcomes = [f.result(10) for f in ran]
+        assert {name for name, _ in outcomes} <= {"pinned_0"}
+        assert all(r.created_in.startswith("pinned") for r in resources.created)
+        assert destroyed_on
+        assert all(name.startswith("pinned") for name in destroyed_on)
+        resources.assert_all_destroyed_once()
+
+    def test_the_example_runs(self, pinned: Any, capsys: pytest.CaptureFixture[str]) -> None:
+        pinned.main()
+        assert "a task ran on 'pinned_0'" in capsys.readouterr().out
+
+
+class DyingPlace(LocalPlace):
+    """A local place whose first `deaths` calls find it dead (a crashed process, say)."""
+
+    deaths = 0
+    interrupted: ClassVar[list[int]] = []
+
+    def call(self, task: Any) -> Any:
+        if DyingPlace.deaths > 0:
+            DyingPlace.deaths -= 1
+            raise WorkerCrashedError("the place died")
+        return super().call(task)
+
+    def interrupt(self) -> None:
+        DyingPlace.interrupted.append(1)
+
+
+class DyingExecutor(ThreadExecutor):
+    def place(
+        self, on_create: Callable[[], Any], on_destroy: Callable[[Any], object] | None
+    ) -> DyingPlace:
+        return DyingPlace(on_create, on_destroy)
+
+
+def dying_manager(resources: Resources, deaths: int, **options: Any) -> TaskManager[Resource]:
+    DyingPlace.deaths = deaths
+    DyingPlace.interrupted = []
+    builder = (
+        TaskManager.builder()
+        .with_executor(DyingExecutor())
+        .with_resource(resources.create, resources.destroy)
+        .with_workers(1, max_workers=1)
+        .with_resource_pool(0)
+        .with_policy("fixed")
+        .with_health_check(lambda error: True)  # healthy: a dead place overrides it
+        .with_backoff(initial=0.001, maximum=0.01)
+        .with_max_retries(2)
+    )
+    if "timeout" in options:
+        builder = builder.with_timeout(options["timeout"])
+    return builder.build()
+
+
+class TestALostPlace:
+    def test_is_an_unhealthy_failure_the_task_is_retried_on_a_new_worker(
+        self, resources: Resources
+    ) -> None:
+        with dying_manager(resources, deaths=1) as manager:
+            assert manager.queue_task(lambda r: r.rid) == 2  # the second resource
+            assert manager.metrics().total_tasks_retried == 1
+        resources.assert_all_destroyed_once()
+
+    def test_a_once_task_gets_the_crash(self, resources: Resources) -> None:
+        with dying_manager(resources, deaths=1) as manager:
+            with pytest.raises(WorkerCrashedError, match="the place died"):
+                manager.queue_task_once(lambda r: r.rid)
+            assert manager.queue_task(lambda r: r.rid) == 2  # a new worker serves on
+        resources.assert_all_destroyed_once()
+
+    def test_after_max_retries_the_caller_gets_the_crash_chained(
+        self, resources: Resources
+    ) -> None:
+        with dying_manager(resources, deaths=3) as manager:
+            with pytest.raises(RetriesExhaustedError) as raised:
+                manager.queue_task(lambda r: r.rid)
+            assert isinstance(raised.value.__cause__, WorkerCrashedError)
+        resources.assert_all_destroyed_once()
+
+    def test_a_timeout_asks_the_place_to_interrupt_the_attempt(self, resources: Resources) -> None:
+        gate = threading.Event()
+        with dying_manager(resources, deaths=0, timeout=0.05) as manager:
+
+            def stuck(resource: Resource) -> None:
+                while not current_task().cancelled:  # type: ignore[union-attr]
+                    gate.wait(0.01)
+
+            with pytest.raises(TimeoutError):
+                manager.queue_task(stuck)
+            assert DyingPlace.interrupted == [1]
+        resources.assert_all_destroyed_once()
+
+
+class RemoteLikePlace(LocalAsyncPlace):
+    """An async place that does not run tasks inline: every call goes through `call`."""
+
+    calls = 0
+    deaths = 0
+
+    async def call(self, task: Any) -> Any:
+        RemoteLikePlace.calls += 1
+        if RemoteLikePlace.deaths:
+            RemoteLikePlace.deaths -= 1
+            raise WorkerCrashedError("the actor is gone")
+        await asyncio.sleep(0)
+        return await super().call(task)
+
+
+class RemoteLikeExecutor(AsyncioExecutor):
+    @property
+    def kind(self) -> Literal["asyncio"]:
+        return "asyncio"
+
+    def place(
+        self, on_create: Callable[[], Any], on_destroy: Callable[[Any], object] | None
+    ) -> RemoteLikePlace:
+        return RemoteLikePlace(on_create, on_destroy)
+
+
+def test_an_async_place_is_called_for_every_task_and_a_lost_one_is_replaced(
+    resources: Resources,
+) -> None:
+    RemoteLikePlace.calls, RemoteLikePlace.deaths = 0, 1
+
+    async def task(resource: Resource) -> int:
+        return resource.rid
+
+    async def main() -> None:
+        manager = await (
+            AsyncTaskManager.builder()
+            .with_executor(RemoteLikeExecutor())
+            .with_resource(resources.create, resources.destroy)
+            .with_workers(1, max_workers=1)
+            .with_resource_pool(0)
+            .with_policy("fixed")
+            .with_backoff(initial=0.001, maximum=0.01)
+            .build()
+        )
+        assert await manager.queue_task(task) == 2  # retried on a new place
+        assert [await manager.queue_task(task) for _ in range(3)] == [2, 2, 2]
+        assert await manager.stop(10)
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    assert RemoteLikePlace.calls == 5
+    resources.assert_all_destroyed_once()
