@@ -55,6 +55,10 @@ INCLUDED: dict[str, tuple[str, str | None]] = {
     "examples/intermediate.py": ("tests/test_examples.py", 'run_example("intermediate"'),
     "examples/advanced.py": ("tests/test_examples.py", 'run_example("advanced"'),
     "examples/async_fetch.py": ("tests/test_examples.py", 'run_example("async_fetch"'),
+    "examples/pinned_executor.py": (
+        "tests/core/test_executor_seam.py",
+        'load_example("pinned_executor"',
+    ),
     "examples/otel_prometheus.py": ("tests/otel/test_prometheus.py", '"otel_prometheus.py"'),
     "examples/plugins/tasker_example_plugins/__init__.py": (
         "tests/core/test_plugins.py",

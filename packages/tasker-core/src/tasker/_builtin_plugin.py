@@ -15,9 +15,17 @@ from tasker.scaling import FixedPolicy, LatencyPolicy, QueueDepthPolicy, RatePol
 
 @hookimpl
 def tasker_register_executors(registry: Registry[Any]) -> None:
-    """`"thread"` and `"asyncio"`."""
+    """`"thread"`, `"asyncio"` and `"process"`."""
     registry.register("thread", ThreadExecutor)
     registry.register("asyncio", AsyncioExecutor)
+    registry.register("process", _process_executor)
+
+
+def _process_executor(**settings: Any) -> Any:
+    """The process executor, imported only when asked for (`ProcessOptions` fields)."""
+    from tasker.process import ProcessExecutor  # noqa: PLC0415 - multiprocessing on demand
+
+    return ProcessExecutor(**settings)
 
 
 @hookimpl

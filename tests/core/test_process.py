@@ -1,0 +1,217 @@
+"""The process executor: resources in child processes, crashes isolated, timeouts that stop."""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasker import RetriesExhaustedError, TaskManager, WorkerCrashedError
+from tasker.process import ProcessExecutor, ProcessOptions, RemoteTaskError
+
+pytestmark = pytest.mark.timeout(120)
+
+
+# Tasks and hooks are module-level functions: they cross to the children with plain pickle.
+
+
+def make_resource() -> dict[str, int]:
+    return {"pid": os.getpid()}
+
+
+def pid_of(resource: dict[str, int]) -> int:
+    return resource["pid"]
+
+
+def where(resource: dict[str, int]) -> int:
+    return os.getpid()
+
+
+def exit_hard(resource: dict[str, int], marker: str) -> int:
+    if not Path(marker).exists():  # only the first attempt dies
+        Path(marker).touch()
+        os._exit(3)
+    return os.getpid()
+
+
+def kill_self(resource: dict[str, int]) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def segfault(resource: dict[str, int]) -> None:
+    ctypes.string_at(0)
+
+
+def spin(resource: dict[str, int]) -> None:
+    while True:
+        pass
+
+
+def pid_and(resource: dict[str, int], anything: object) -> int:
+    return os.getpid()
+
+
+def unpicklable_result(resource: dict[str, int]) -> Any:
+    return threading.Lock()
+
+
+class Unpicklable(Exception):
+    def __init__(self, lock: Any) -> None:
+        super().__init__("holds a lock")
+        self.lock = lock
+
+    def __reduce__(self) -> Any:
+        raise TypeError("no")
+
+
+def raise_unpicklable(resource: dict[str, int]) -> None:
+    raise Unpicklable(threading.Lock())
+
+
+def raise_plain(resource: dict[str, int]) -> None:
+    raise ValueError("bad input")
+
+
+def record_destroy(resource: dict[str, int], folder: str) -> None:
+    Path(folder, f"destroyed-{os.getpid()}").touch()
+
+
+class Destroyer:
+    """A picklable `on_destroy` that leaves a file per child it ran in."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = str(folder)
+
+    def __call__(self, resource: dict[str, int]) -> None:
+        record_destroy(resource, self.folder)
+
+
+@pytest.fixture
+def no_orphans() -> Iterator[None]:
+    before = set(multiprocessing.active_children())
+    yield
+    left = [p for p in multiprocessing.active_children() if p not in before]
+    assert not left, f"child processes outlived the manager: {left}"
+
+
+def manager_for(workers: int = 1, **options: Any) -> TaskManager[dict[str, int]]:
+    builder = (
+        TaskManager.builder()
+        .with_executor("process", start_method="spawn")
+        .with_resource(make_resource, options.pop("on_destroy", None))
+        .with_workers(workers, max_workers=workers)
+        .with_resource_pool(0)
+        .with_policy("fixed")
+        .with_backoff(initial=0.01, maximum=0.05)
+        .with_max_retries(options.pop("max_retries", 2))
+    )
+    if "timeout" in options:
+        builder = builder.with_timeout(options.pop("timeout"))
+    return builder.build()
+
+
+@pytest.mark.usefixtures("no_orphans")
+class TestProcesses:
+    def test_each_worker_owns_a_child_that_holds_its_resource(self, tmp_path: Path) -> None:
+        manager = manager_for(workers=2, on_destroy=Destroyer(tmp_path))
+        with manager:
+            pids = {manager.queue_task(pid_of) for _ in range(20)}
+            ran = {manager.submit(where).result(30) for _ in range(20)}
+        assert os.getpid() not in pids
+        assert ran <= pids
+        assert len(pids) <= 2
+        destroyed = {int(p.name.split("-")[1]) for p in tmp_path.glob("destroyed-*")}
+        assert pids <= destroyed  # on_destroy ran in each child
+
+    @pytest.mark.parametrize("crash", ["exit", "sigkill", "segfault"])
+    def test_a_dying_child_fails_its_task_as_unhealthy_and_is_replaced(
+        self, crash: str, tmp_path: Path
+    ) -> None:
+        with manager_for(max_retries=2) as manager:
+            first = manager.queue_task(pid_of)
+            if crash == "exit":
+                marker = str(tmp_path / "died-once")
+                assert manager.submit(exit_hard, marker).result(60) != first
+            else:
+                task = kill_self if crash == "sigkill" else segfault
+                with pytest.raises(RetriesExhaustedError) as raised:
+                    manager.queue_task(task)
+                cause = raised.value.__cause__
+                assert isinstance(cause, WorkerCrashedError)
+                assert ("SIGKILL" if crash == "sigkill" else "SIGSEGV") in str(cause)
+            assert manager.queue_task(pid_of) != first  # a fresh child serves on
+
+    def test_a_once_task_on_a_dying_child_is_not_retried(self) -> None:
+        with manager_for() as manager:
+            with pytest.raises(WorkerCrashedError, match="SIGKILL"):
+                manager.queue_task_once(kill_self)
+            assert manager.metrics().total_tasks_retried == 0
+
+    def test_a_timeout_stops_the_attempt_for_real(self) -> None:
+        with manager_for(timeout=0.2) as manager:
+            first = manager.queue_task(pid_of)
+            with pytest.raises(TimeoutError):
+                manager.queue_task(spin)
+            assert manager.queue_task(pid_of) != first  # the spinning child is gone
+
+    def test_what_cannot_cross_is_a_clear_error(self) -> None:
+        with manager_for() as manager:
+            with pytest.raises(TypeError, match="cannot be sent to a worker process"):
+                manager.submit(pid_and, threading.Lock()).result(60)
+            with pytest.raises(TypeError, match="cannot be sent back from its process"):
+                manager.queue_task(unpicklable_result)
+            with pytest.raises(RemoteTaskError, match="Unpicklable: holds a lock") as raised:
+                manager.queue_task(raise_unpicklable)
+            assert "raise_unpicklable" in raised.value.remote_traceback
+            with pytest.raises(ValueError, match="bad input"):
+                manager.queue_task(raise_plain)
+            assert manager.queue_task(pid_of) > 0  # the worker survived all of it
+
+    def test_kill_answers_every_caller_and_leaves_no_child(self) -> None:
+        manager = manager_for(workers=2)
+        futures = [manager.submit(spin) for _ in range(6)]
+        report = manager.kill()
+        assert report.cancelled_tasks + report.abandoned_tasks == 6
+        assert all(f.cancelled() for f in futures)
+        assert manager.join(30)
+
+
+class TestSerializers:
+    def test_closures_cross_with_cloudpickle(self) -> None:
+        offset = 1000
+        with manager_for() as manager:
+            assert manager.queue_task(lambda r: r["pid"] + offset) > offset
+
+    def test_plain_pickle_refuses_a_lambda_clearly(self) -> None:
+        manager = (
+            TaskManager.builder()
+            .with_executor("process", serializer="pickle")
+            .with_resource(make_resource)
+            .with_workers(1, max_workers=1)
+            .with_resource_pool(0)
+            .with_policy("fixed")
+            .build()
+        )
+        with manager:
+            with pytest.raises(TypeError, match="cannot be sent to a worker process"):
+                manager.queue_task(lambda r: 1)
+            assert manager.queue_task(pid_of) > 0
+
+
+class TestOptions:
+    def test_the_start_method_is_checked(self) -> None:
+        with pytest.raises(ValueError, match="start_method must be one of"):
+            ProcessOptions(start_method="thread")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            TaskManager.builder().with_executor("process", start_methd="spawn")
+
+    def test_the_executor_names_itself(self) -> None:
+        assert ProcessExecutor().name == "process"
+        assert ProcessExecutor(start_method="forkserver").options.start_method == "forkserver"
