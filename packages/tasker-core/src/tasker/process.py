@@ -104,7 +104,7 @@ def _dumps_for(serializer: str) -> Callable[[Any], bytes]:
     if serializer == "pickle":
         return pickle.dumps
     try:
-        import cloudpickle  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
+        import cloudpickle  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: PLC0415
     except ImportError:
         if serializer == "cloudpickle":
             raise ValueError(
