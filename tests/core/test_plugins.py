@@ -233,7 +233,7 @@ class TestRegistries:
     def test_builtins_are_registered_like_any_plugin(self) -> None:
         plugins = Plugins()
         assert plugins.registry("policies").names() == ["fixed", "latency", "queue-depth", "rate"]
-        assert plugins.registry("executors").names() == ["asyncio", "thread"]
+        assert plugins.registry("executors").names() == ["asyncio", "process", "thread"]
         assert plugins.registry("policies").owner("rate") == "tasker"
 
     def test_names_for_every_kind_with_options(self) -> None:
