@@ -50,6 +50,7 @@ test: lint typecheck pytest docs-build
 bench: $(VENV)/.synced
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/process.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(DOCS_SITE)

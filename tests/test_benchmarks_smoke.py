@@ -24,6 +24,7 @@ SCENARIO_TITLES = (
     "e. asyncio throughput",
     "f. asyncio sleeps",
     "g. plugin overhead",
+    "h. cancellation",
 )
 
 
@@ -114,3 +115,22 @@ class TestQuickBenchmarkRun:
             assert "error" not in result, key
             assert result["median"], key
         assert document["checks"]
+
+
+@pytest.mark.timeout(180)
+def test_the_process_benchmark_runs_and_loses_no_task(tmp_path: Path) -> None:
+    output = tmp_path / "process.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.with_name("process.py")), "--quick", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=170,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(output.read_text(encoding="utf-8"))
+    assert set(report["cpu"]) == {"tasker process", "tasker thread", "ProcessPoolExecutor", "loky"}
+    assert report["crash"]["tasker lost"] == 0
+    assert report["crash"]["tasker failed"] == 0
+    assert report["hung"]["caller answered after (s)"] > 0

@@ -25,7 +25,7 @@ from tasker._run_task import Call, Destroy, run_task_steps
 from tasker._task import _CURRENT, TaskRecord, new_async_task_future, not_awaitable
 from tasker._worker import Worker
 from tasker.errors import ResourceCreationError
-from tasker.executors import AsyncPlace, Executor, LocalAsyncPlace
+from tasker.executors import AsyncPlace, Executor, LocalAsyncPlace, make_place
 
 __all__ = ["AsyncRuntime"]
 
@@ -377,17 +377,15 @@ class AsyncRuntime:
                         return False
                     continue
                 return False
-            worker.place = place
-            core.worker_ready(worker, place.resource)
+            core.worker_ready(worker, place)
             return True
         return False
 
     def _new_place(self, core: Core[Any]) -> AsyncPlace:
         cfg = core.config
-        make = getattr(self._executor, "place", None)
-        if make is None:  # an executor that only starts tasks: the resource stays here
-            return LocalAsyncPlace(cfg.on_create, cfg.on_destroy)
-        place: AsyncPlace = make(cfg.on_create, cfg.on_destroy)
+        place: AsyncPlace = make_place(
+            self._executor, cfg.on_create, cfg.on_destroy, LocalAsyncPlace
+        )
         return place
 
     async def _destroy_place(self, core: Core[Any], worker: Worker) -> None:

@@ -685,9 +685,10 @@ class Core(Generic[R]):
         if wake:
             self.wake.set()
 
-    def worker_ready(self, worker: Worker, resource: R) -> None:
-        """A worker created its resource."""
-        worker.resource = resource
+    def worker_ready(self, worker: Worker, place: Any) -> None:
+        """A worker's place created its resource (see `tasker.executors.Place`)."""
+        worker.place = place
+        worker.resource = place.resource
         with self._lock:
             self._ready += 1
             self._failing_since = None

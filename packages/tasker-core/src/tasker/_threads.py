@@ -19,7 +19,7 @@ from tasker._run_task import Call, Destroy, run_task_steps
 from tasker._task import TaskRecord, new_task_future
 from tasker._worker import Worker
 from tasker.errors import ResourceCreationError
-from tasker.executors import Executor, LocalPlace, Place, run_here
+from tasker.executors import Executor, LocalPlace, Place, make_place, run_here
 
 __all__ = ["ThreadRuntime", "thread_owner"]
 
@@ -225,17 +225,13 @@ class ThreadRuntime:
                 if shutdown.wait(backoff.delay(failures)) or core.try_retire(worker):
                     return False
                 continue
-            worker.place = place
-            core.worker_ready(worker, place.resource)
+            core.worker_ready(worker, place)
             return True
         return False
 
     def _new_place(self, core: Core[Any]) -> Place:
         cfg = core.config
-        make = getattr(self._executor, "place", None)
-        if make is None:  # an executor that only starts threads: the resource stays here
-            return LocalPlace(cfg.on_create, cfg.on_destroy)
-        place: Place = make(cfg.on_create, cfg.on_destroy)
+        place: Place = make_place(self._executor, cfg.on_create, cfg.on_destroy, LocalPlace)
         return place
 
     def _serve(self, core: Core[Any], worker: Worker) -> bool:

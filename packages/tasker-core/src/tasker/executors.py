@@ -140,6 +140,17 @@ def run_here(task: TaskRecord[Any], resource: Any) -> Any:
     return task.context.run(call_in_task, task, resource)
 
 
+def make_place(
+    executor: object,
+    on_create: Callable[[], Any],
+    on_destroy: Callable[[Any], object] | None,
+    local: Callable[[Callable[[], Any], Callable[[Any], object] | None], Any],
+) -> Any:
+    """The executor's place for a new resource, or `local(...)` if it does not make places."""
+    make = getattr(executor, "place", None)
+    return local(on_create, on_destroy) if make is None else make(on_create, on_destroy)
+
+
 class LocalPlace:
     """A resource held in this process, called in the worker's own thread."""
 

@@ -1,0 +1,234 @@
+"""The process executor against ProcessPoolExecutor and loky: CPU-bound work, overhead, crashes.
+
+    python benchmarks/process.py            # the full run (about a minute on 2 cores)
+    python benchmarks/process.py --quick    # small sizes, for the smoke test
+
+Scenarios, each against its baselines in the same run:
+
+- cpu: 2,000 tasks of ~5 ms of pure-Python work on 2 workers: tasker's process executor,
+  `ProcessPoolExecutor`, loky's reusable executor, and tasker's thread executor (the GIL's cost).
+- trivial: per-task overhead of a task that returns at once, 2 workers.
+- crash: 4 workers, 2,000 short tasks, one worker process killed with SIGKILL mid-run: tasks
+  lost, and the time until a fresh process serves; `ProcessPoolExecutor` in the same scenario.
+- hung: a task that never returns, with a 0.2 s timeout: how soon its caller is answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import loky  # type: ignore[import-untyped]
+
+from tasker import TaskManager
+
+WORKERS = 2
+
+
+def burn(_: object, n: int) -> int:
+    """Pure-Python CPU work: about `n` loop turns."""
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+def burn_plain(n: int) -> int:
+    return burn(None, n)
+
+
+def pid_of(_: object) -> int:
+    return os.getpid()
+
+
+def nothing(_: object) -> int:
+    return 1
+
+
+def nothing_plain() -> int:
+    return 1
+
+
+def hang(_: object) -> None:
+    while True:
+        pass
+
+
+def calibrate(seconds: float) -> int:
+    """Loop turns that take about `seconds` here."""
+    n = 10_000
+    while True:
+        started = time.perf_counter()
+        burn(None, n)
+        took = time.perf_counter() - started
+        if took > 0.02:
+            return max(1, int(n * seconds / took))
+        n *= 2
+
+
+def manager(executor: str, workers: int, **options: Any) -> TaskManager[None]:
+    builder = (
+        TaskManager.builder()
+        .with_executor(executor, **({"start_method": "spawn"} if executor == "process" else {}))
+        .with_workers(workers, max_workers=workers)
+        .with_resource_pool(0)
+        .with_policy("fixed")
+    )
+    if "timeout" in options:
+        builder = builder.with_timeout(options["timeout"])
+    return builder.build()
+
+
+def timed(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def cpu(tasks: int, n: int) -> dict[str, float]:
+    results: dict[str, float] = {}
+    for executor in ("process", "thread"):
+        with manager(executor, WORKERS) as m:
+            m.queue_task(pid_of)  # started
+            started = time.perf_counter()
+            for future in [m.submit(burn, n) for _ in range(tasks)]:
+                future.result()
+            results[f"tasker {executor}"] = time.perf_counter() - started
+    with ProcessPoolExecutor(WORKERS) as pool:
+        list(pool.map(nothing_plain_, range(WORKERS)))
+        results["ProcessPoolExecutor"] = timed(
+            lambda: [f.result() for f in [pool.submit(burn_plain, n) for _ in range(tasks)]]
+        )
+    pool2 = loky.get_reusable_executor(max_workers=WORKERS)
+    list(pool2.map(nothing_plain_, range(WORKERS)))
+    results["loky"] = timed(
+        lambda: [f.result() for f in [pool2.submit(burn_plain, n) for _ in range(tasks)]]
+    )
+    pool2.shutdown(wait=True)
+    return results
+
+
+def nothing_plain_(_: object) -> int:
+    return 1
+
+
+def trivial(tasks: int) -> dict[str, float]:
+    results: dict[str, float] = {}
+    with manager("process", WORKERS) as m:
+        m.queue_task(pid_of)
+        results["tasker process"] = (
+            timed(lambda: [f.result() for f in [m.submit(nothing) for _ in range(tasks)]])
+            / tasks
+            * 1e6
+        )
+    with ProcessPoolExecutor(WORKERS) as pool:
+        list(pool.map(nothing_plain_, range(WORKERS)))
+        results["ProcessPoolExecutor"] = (
+            timed(lambda: [f.result() for f in [pool.submit(nothing_plain) for _ in range(tasks)]])
+            / tasks
+            * 1e6
+        )
+    return results
+
+
+def crash(tasks: int, n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with manager("process", 4) as m:
+        pids = {m.queue_task(pid_of) for _ in range(40)}
+        futures = [m.submit(burn, n) for _ in range(tasks)]
+        time.sleep(0.2)  # mid-run: a benchmark, not a test
+        victim = next(iter(pids))
+        killed_at = time.perf_counter()
+        os.kill(victim, signal.SIGKILL)
+        answered = 0
+        for f in futures:
+            f.exception()
+            answered += 1
+        failed = sum(1 for f in futures if f.exception() is not None)
+        # a fresh process serving: a task lands on a pid that was not there before
+        while True:
+            pid = m.queue_task(pid_of)
+            if pid not in pids:
+                break
+        out["tasker lost"] = tasks - answered
+        out["tasker failed"] = failed
+        out["tasker replacement serving after (s)"] = time.perf_counter() - killed_at
+    with ProcessPoolExecutor(4) as pool:
+        list(pool.map(nothing_plain_, range(4)))
+        futures2: list[Future[int]] = [pool.submit(burn_plain, n) for _ in range(tasks)]
+        time.sleep(0.2)
+        victim = next(iter(pool._processes))
+        os.kill(victim, signal.SIGKILL)
+        broken = sum(1 for f in futures2 if isinstance(f.exception(), BrokenProcessPool))
+        out["ProcessPoolExecutor failed with BrokenProcessPool"] = broken
+    return out
+
+
+def hung() -> dict[str, float]:
+    with manager("process", 1, timeout=0.2) as m:
+        m.queue_task(pid_of)
+        started = time.perf_counter()
+        with contextlib.suppress(TimeoutError):
+            m.queue_task(hang)
+        answered = time.perf_counter() - started
+        first = time.perf_counter()
+        m.queue_task(pid_of)
+        return {
+            "caller answered after (s)": answered,
+            "next task served after (s)": time.perf_counter() - first,
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--output", type=Path, help="where to write the JSON results")
+    args = parser.parse_args(argv)
+    tasks = 100 if args.quick else 2_000
+    n = calibrate(0.005)
+    report: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "cpu": cpu(tasks, n),
+        "trivial_us_per_task": trivial(200 if args.quick else 5_000),
+        "crash": crash(tasks, max(1, n // 5)),
+        "hung": hung(),
+    }
+    cpu_times = report["cpu"]
+    print(f"process executor: CPython {report['python']}, {report['cpus']} CPUs")
+    print(f"cpu: {tasks} x ~5 ms of Python on {WORKERS} workers (seconds)")
+    for name, seconds in cpu_times.items():
+        print(f"  {name:<22} {seconds:7.3f} s")
+    print(
+        f"  tasker process / ProcessPoolExecutor: "
+        f"{cpu_times['tasker process'] / cpu_times['ProcessPoolExecutor']:.2f}; / loky: "
+        f"{cpu_times['tasker process'] / cpu_times['loky']:.2f}; thread / process: "
+        f"{cpu_times['tasker thread'] / cpu_times['tasker process']:.2f}"
+    )
+    print("trivial tasks (us per task):")
+    for name, us in report["trivial_us_per_task"].items():
+        print(f"  {name:<22} {us:7.1f}")
+    print("crash: one of 4 worker processes SIGKILLed mid-run:")
+    for name, value in report["crash"].items():
+        print(f"  {name}: {value if isinstance(value, int) else round(value, 3)}")
+    print("hung task, 0.2 s timeout:")
+    for name, value in report["hung"].items():
+        print(f"  {name}: {value:.3f}")
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
