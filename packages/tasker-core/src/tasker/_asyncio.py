@@ -192,6 +192,13 @@ class AsyncRuntime:
         self._loop = asyncio.get_running_loop()
         self._core: Core[Any] | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        # the primitives the core drives, of this runtime's kind (see `Runtime`)
+        self.channel = _Channel()
+        self.shutdown = asyncio.Event()
+        self.killed_signal = asyncio.Event()
+        self.terminated = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.calls_done = asyncio.Event()
         self.new_record = partial(new_async_task_future, self._loop)
         """Asyncio tasks are `asyncio.Future`s of the manager's loop."""
 
@@ -213,14 +220,6 @@ class AsyncRuntime:
         )
 
     # -------------------------------------------------------------- Runtime API
-
-    def new_signal(self) -> asyncio.Event:
-        """An `asyncio.Event`."""
-        return asyncio.Event()
-
-    def new_channel(self) -> _Channel:
-        """A lightweight token FIFO for this loop."""
-        return _Channel()
 
     def spawn(
         self, core: Core[Any], worker: Worker, startup: asyncio.Future[Any] | None = None
@@ -297,7 +296,7 @@ class AsyncRuntime:
         """Wait until every worker has exited and every resource is destroyed."""
         core = self._core
         assert core is not None
-        terminated: asyncio.Event = core.terminated  # type: ignore[assignment]
+        terminated = self.terminated
         try:
             await asyncio.wait_for(terminated.wait(), timeout)
         except TimeoutError:
@@ -309,7 +308,7 @@ class AsyncRuntime:
 
     async def _supervise(self, core: Core[Any]) -> None:
         interval = core.config.policy.interval
-        wake: asyncio.Event = core.wake  # type: ignore[assignment]
+        wake = self.wake
         while True:
             with suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), interval)
@@ -328,7 +327,7 @@ class AsyncRuntime:
         handles = [w.handle for w in workers if w.handle is not None]
         if handles:
             await asyncio.wait(handles)
-        await core.calls_done.wait()  # type: ignore[attr-defined]
+        await self.calls_done.wait()
         core.finish_end()
 
     # ----------------------------------------------------------------- workers
@@ -356,7 +355,7 @@ class AsyncRuntime:
     ) -> bool:
         """Create the worker's resource; `False` if the worker should leave instead."""
         backoff = core.config.backoff
-        shutdown: asyncio.Event = core.shutdown  # type: ignore[assignment]
+        shutdown = self.shutdown
         failures = 0
         while not shutdown.is_set():
             place = self._new_place(core)
@@ -399,7 +398,7 @@ class AsyncRuntime:
 
     async def _wait_token(self, core: Core[Any], worker: Worker) -> object:
         """Wait for a token when none is ready; `_IDLE` when an idle burst worker may retire."""
-        channel: _Channel = core.queue.channel  # type: ignore[assignment]
+        channel = self.channel
         core.idle_begin()
         try:
             if not worker.burst:
@@ -419,7 +418,7 @@ class AsyncRuntime:
         yields once: a long backlog of quick tasks must not starve the rest of the program.
         """
         next_task = core.next_task
-        channel: _Channel = core.queue.channel  # type: ignore[assignment]
+        channel = self.channel
         observers = core.observers
         streak = 0
         try:

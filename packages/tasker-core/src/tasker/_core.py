@@ -67,12 +67,37 @@ class Signal(Protocol):
 class Runtime(Protocol):
     """What the core needs from an executor's runtime."""
 
-    def new_signal(self) -> Signal:
-        """A fresh flag of the runtime's kind."""
+    # The runtime owns its primitives, typed as its own kind (a `threading.Event`, an
+    # `asyncio.Event`); the core sees them as `Signal`s and a `Channel`.
+
+    @property
+    def channel(self) -> Channel:
+        """The token channel of the task queues."""
         ...
 
-    def new_channel(self) -> Channel:
-        """A fresh token channel for the task queues."""
+    @property
+    def shutdown(self) -> Signal:
+        """Set when workers must leave: drained, killed, or a failed build."""
+        ...
+
+    @property
+    def killed_signal(self) -> Signal:
+        """Set by `kill()`."""
+        ...
+
+    @property
+    def terminated(self) -> Signal:
+        """Set once every worker has exited and every resource is destroyed."""
+        ...
+
+    @property
+    def wake(self) -> Signal:
+        """Set when the supervisor has something to look at."""
+        ...
+
+    @property
+    def calls_done(self) -> Signal:
+        """Set while no `run_task` call holds a resource."""
         ...
 
     @property
@@ -101,7 +126,7 @@ class Core(Generic[R]):
         self.config = config
         self.runtime = runtime
         self.logger = config.logger
-        self.queue = TaskQueue(runtime.new_channel())
+        self.queue = TaskQueue(runtime.channel)
         self._new_record = runtime.new_record
         # the built-in collector is fed directly (one call per attempt); the user's collectors,
         # if any, through a fan-out that isolates their failures
@@ -120,7 +145,7 @@ class Core(Generic[R]):
         self._idle = 0  # workers waiting for a task token
         self._claimed = 0  # queued tasks claimed by an idle worker on submission
         self._calls = 0  # run_task calls under way, each holding a resource
-        self.calls_done = runtime.new_signal()  # set while no run_task call holds a resource
+        self.calls_done = runtime.calls_done  # set while no run_task call holds a resource
         self.calls_done.set()
         # the lifecycle: one state, moved only by `_move`, which also keeps the three reads
         # the hot paths make (`accepting`, `closing`, `killed`) in step with it
@@ -130,10 +155,10 @@ class Core(Generic[R]):
         self.killed = False
         self._failing_since: float | None = None
         self._last_create_error: BaseException | None = None
-        self.shutdown = runtime.new_signal()  # workers must leave: drained, killed, failed build
-        self.killed_signal = runtime.new_signal()
-        self.terminated = runtime.new_signal()
-        self.wake = runtime.new_signal()  # the supervisor has something to look at
+        self.shutdown = runtime.shutdown  # workers must leave: drained, killed, failed build
+        self.killed_signal = runtime.killed_signal
+        self.terminated = runtime.terminated
+        self.wake = runtime.wake  # the supervisor has something to look at
         self.observers = config.plugins.observers(config.name, self.log)
 
     # ----------------------------------------------------------------- start

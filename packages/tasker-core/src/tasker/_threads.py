@@ -76,16 +76,15 @@ class ThreadRuntime:
         self._deadlines: list[tuple[float, int, _Watch]] = []
         self._deadline_lock = threading.Lock()
         self._seq = itertools.count()
+        # the primitives the core drives, of this runtime's kind (see `Runtime`)
+        self.channel: SimpleQueue[object] = SimpleQueue()
+        self.shutdown = threading.Event()
+        self.killed_signal = threading.Event()
+        self.terminated = threading.Event()
+        self.wake = threading.Event()
+        self.calls_done = threading.Event()
 
     # -------------------------------------------------------------- Runtime API
-
-    def new_signal(self) -> threading.Event:
-        """A `threading.Event`."""
-        return threading.Event()
-
-    def new_channel(self) -> SimpleQueue[object]:
-        """A `queue.SimpleQueue`."""
-        return SimpleQueue()
 
     new_record = staticmethod(new_task_future)
     """Thread tasks are `concurrent.futures.Future`s."""
@@ -112,7 +111,7 @@ class ThreadRuntime:
     def wait_killed(self, seconds: float) -> bool:
         """Sleep up to `seconds`; `True` as soon as the manager is killed."""
         assert self._core is not None
-        return self._core.killed_signal.wait(seconds)  # type: ignore[attr-defined, no-any-return]
+        return self.killed_signal.wait(seconds)
 
     # -------------------------------------------------------------- lifecycle
 
@@ -147,7 +146,7 @@ class ThreadRuntime:
         """Wait until every worker has exited and every resource is destroyed."""
         core = self._core
         assert core is not None
-        if not core.terminated.wait(timeout):  # type: ignore[attr-defined]
+        if not self.terminated.wait(timeout):
             return False
         supervisor = self._supervisor
         if supervisor is not None and supervisor is not threading.current_thread():
@@ -166,9 +165,9 @@ class ThreadRuntime:
     def _supervise(self, core: Core[Any]) -> None:
         _owner.core = core
         interval = core.config.policy.interval
-        wake = core.wake
+        wake = self.wake
         while True:
-            wake.wait(self._expire_deadlines(core, interval))  # type: ignore[attr-defined]
+            wake.wait(self._expire_deadlines(core, interval))
             wake.clear()
             grow = core.supervisor_tick()
             if grow is None:
@@ -183,7 +182,7 @@ class ThreadRuntime:
         for worker in workers:
             if worker.handle is not None:
                 worker.handle.join()
-        core.calls_done.wait()  # type: ignore[attr-defined]
+        self.calls_done.wait()
         core.finish_end()
 
     # ----------------------------------------------------------------- workers
@@ -210,7 +209,7 @@ class ThreadRuntime:
     def _acquire(self, core: Core[Any], worker: Worker, startup: _Startup | None) -> bool:
         """Create the worker's resource; `False` if the worker should leave instead."""
         backoff = core.config.backoff
-        shutdown: threading.Event = core.shutdown  # type: ignore[assignment]
+        shutdown = self.shutdown
         failures = 0
         while not shutdown.is_set():
             place = self._new_place(core)
@@ -236,7 +235,7 @@ class ThreadRuntime:
 
     def _serve(self, core: Core[Any], worker: Worker) -> bool:
         """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`)."""
-        channel: SimpleQueue[object] = core.queue.channel  # type: ignore[assignment]
+        channel = self.channel
         get, get_nowait, next_task = channel.get, channel.get_nowait, core.next_task
         timeout = core.config.policy.interval if worker.burst else None
         try:
@@ -304,7 +303,7 @@ class ThreadRuntime:
             heapq.heappush(deadlines, (deadline, next(self._seq), watch))
             earliest = deadlines[0][2] is watch
         if earliest:
-            core.wake.set()
+            self.wake.set()
         return watch
 
     def _expire_deadlines(self, core: Core[Any], interval: float) -> float:
