@@ -22,6 +22,8 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from tasker._task import call_in_scope, call_in_task
+
 if TYPE_CHECKING:
     from tasker._task import TaskRecord
 
@@ -133,8 +135,6 @@ def run_here(task: TaskRecord[Any], resource: Any) -> Any:
     What an in-process `Place.call` does; a place in another process runs `task.fn(resource,
     *task.args)` there instead (the context and `current_task()` do not cross).
     """
-    from tasker._task import call_in_scope, call_in_task  # noqa: PLC0415 - no import cycle
-
     if task._core.observers.task_attempt_context:
         return task.context.run(call_in_scope, task, resource, task.worker_id)
     return task.context.run(call_in_task, task, resource)
@@ -168,8 +168,10 @@ class LocalPlace:
         self.resource = self._on_create()
 
     def call(self, task: TaskRecord[Any]) -> Any:
-        """Run the task right here."""
-        return run_here(task, self.resource)
+        """Run the task right here (`run_here`, written out: this is every thread task's path)."""
+        if task._core.observers.task_attempt_context:
+            return task.context.run(call_in_scope, task, self.resource, task.worker_id)
+        return task.context.run(call_in_task, task, self.resource)
 
     def interrupt(self) -> None:
         """Threads cannot be interrupted: tasks see `current_task().cancelled` instead."""
