@@ -151,8 +151,8 @@ def make_place(
     return local(on_create, on_destroy) if make is None else make(on_create, on_destroy)
 
 
-class LocalPlace:
-    """A resource held in this process, called in the worker's own thread."""
+class _LocalHooks:
+    """The hooks and the resource of an in-process place."""
 
     __slots__ = ("_on_create", "_on_destroy", "resource")
 
@@ -162,6 +162,12 @@ class LocalPlace:
         self._on_create = on_create
         self._on_destroy = on_destroy
         self.resource: Any = None
+
+
+class LocalPlace(_LocalHooks):
+    """A resource held in this process, called in the worker's own thread."""
+
+    __slots__ = ()
 
     def create(self) -> None:
         """Call `on_create()` and keep its resource."""
@@ -183,17 +189,10 @@ class LocalPlace:
             self._on_destroy(resource)
 
 
-class LocalAsyncPlace:
+class LocalAsyncPlace(_LocalHooks):
     """A resource held on the event loop; plain or `async` hooks."""
 
-    __slots__ = ("_on_create", "_on_destroy", "resource")
-
-    def __init__(
-        self, on_create: Callable[[], Any], on_destroy: Callable[[Any], object] | None
-    ) -> None:
-        self._on_create = on_create
-        self._on_destroy = on_destroy
-        self.resource: Any = None
+    __slots__ = ()
 
     async def create(self) -> None:
         """Call (and await, if need be) `on_create()`."""
