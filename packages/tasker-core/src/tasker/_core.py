@@ -16,26 +16,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from contextlib import suppress
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from tasker import _validate as validate
-from tasker._config import Config
-from tasker._fanout import CollectorFanout
 from tasker._outcome import FailureDecision, decide_failure
 from tasker._pool import PoolSlots
-from tasker._queue import EXIT, Channel, TaskQueue
+from tasker._queue import EXIT, TaskQueue
+from tasker._scaler import Scaler
 from tasker._task import ENDED, TaskRecord, TaskState, release
+from tasker._telemetry import Telemetry
 from tasker._worker import Worker
 from tasker.errors import ManagerBrokenError, ManagerClosedError, WorkerCrashedError
 from tasker.events import Event
-from tasker.metrics import COMPLETED as METRIC_COMPLETED
 from tasker.metrics import FAILED as METRIC_FAILED
-from tasker.metrics import RETRIED, InMemoryCollector, TaskMetrics
-from tasker.scaling import ScalingSnapshot
+from tasker.metrics import RETRIED, TaskMetrics
 from tasker.stats import KillReport, ManagerState, TaskStats
 
-__all__ = ["Core", "Runtime", "Signal"]
+if TYPE_CHECKING:
+    from tasker._config import Config
+    from tasker._runtime import Runtime
+
+__all__ = ["Core"]
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -50,90 +51,20 @@ TIMED_OUT = TaskState.TIMED_OUT
 CANCELLED = TaskState.CANCELLED
 
 
-class Signal(Protocol):
-    """A flag that can be set from the engine (`threading.Event` or `asyncio.Event`)."""
-
-    def set(self) -> None:
-        """Raise the flag and wake whoever waits on it."""
-
-    def is_set(self) -> bool:
-        """Whether the flag is raised."""
-        ...
-
-    def clear(self) -> None:
-        """Lower the flag."""
-
-
-class Runtime(Protocol):
-    """What the core needs from an executor's runtime."""
-
-    # The runtime owns its primitives, typed as its own kind (a `threading.Event`, an
-    # `asyncio.Event`); the core sees them as `Signal`s and a `Channel`.
-
-    @property
-    def channel(self) -> Channel:
-        """The token channel of the task queues."""
-        ...
-
-    @property
-    def shutdown(self) -> Signal:
-        """Set when workers must leave: drained, killed, or a failed build."""
-        ...
-
-    @property
-    def killed_signal(self) -> Signal:
-        """Set by `kill()`."""
-        ...
-
-    @property
-    def terminated(self) -> Signal:
-        """Set once every worker has exited and every resource is destroyed."""
-        ...
-
-    @property
-    def wake(self) -> Signal:
-        """Set when the supervisor has something to look at."""
-        ...
-
-    @property
-    def calls_done(self) -> Signal:
-        """Set while no `run_task` call holds a resource."""
-        ...
-
-    @property
-    def new_record(self) -> Callable[..., TaskRecord[Any]]:
-        """Make a task record (a future) of the runtime's kind.
-
-        Called as `(core, fn, args, task_id, priority, once, timeout)`.
-        """
-        ...
-
-    def spawn(self, core: Core[Any], worker: Worker) -> None:
-        """Start a worker's loop."""
-
-    def interrupt(self, task: TaskRecord[Any]) -> None:
-        """Stop a running task now if the runtime can (asyncio: cancel its attempt)."""
-
-    def wait_killed(self, seconds: float) -> bool:
-        """Sleep up to `seconds` in a thread task; `True` as soon as the manager is killed."""
-        ...
-
-
 class Core(Generic[R]):
     """Shared state and decisions of one manager. Runtimes call into it."""
 
     def __init__(self, config: Config[R], runtime: Runtime) -> None:
         self.config = config
         self.runtime = runtime
-        self.logger = config.logger
+        # every event goes out through telemetry; the hot paths read its parts directly
+        self.telemetry = telemetry = Telemetry(config)
+        self.log = telemetry.log
+        self.observers = telemetry.observers
+        self._collector = telemetry.collector
+        self._scaler = Scaler(config, telemetry)
         self.queue = TaskQueue(runtime.channel)
         self._new_record = runtime.new_record
-        # the built-in collector is fed directly (one call per attempt); the user's collectors,
-        # if any, through a fan-out that isolates their failures
-        self.metrics_collector = InMemoryCollector()
-        self.extra: CollectorFanout | None = (
-            CollectorFanout(config.collectors, self.log) if config.collectors else None
-        )
         self.pool: PoolSlots[R] = PoolSlots(config.pool_size)
         self._lock = threading.Lock()
         self._task_ids = itertools.count(1)
@@ -159,7 +90,6 @@ class Core(Generic[R]):
         self.killed_signal = runtime.killed_signal
         self.terminated = runtime.terminated
         self.wake = runtime.wake  # the supervisor has something to look at
-        self.observers = config.plugins.observers(config.name, self.log)
 
     # ----------------------------------------------------------------- start
 
@@ -172,30 +102,9 @@ class Core(Generic[R]):
 
     def opened(self) -> None:
         """Every base worker is up: start accepting work."""
-        cfg = self.config
         with self._lock:
             self._move(ManagerState.RUNNING)
-        self.log(
-            logging.INFO,
-            Event.MANAGER_STARTED,
-            workers=cfg.workers,
-            max_workers=cfg.max_workers,
-            pool_size=cfg.pool_size,
-            executor=cfg.executor.name,
-        )
-        if self.observers.manager_started:
-            self.observers.emit("tasker_manager_started")
-
-    def bind(self, manager: object) -> None:
-        """Hand the built manager to the collectors and the logger that ask for it (`bind`)."""
-        for part in (*self.config.collectors, self.logger):
-            bind = getattr(part, "bind", None)
-            if not callable(bind):
-                continue
-            try:
-                bind(manager)
-            except Exception as error:  # a faulty adapter must not fail build()
-                self.log(logging.ERROR, Event.BIND_FAILED, part=type(part).__name__, error=error)
+        self.telemetry.manager_started()
 
     # ------------------------------------------------------------- submission
 
@@ -231,11 +140,8 @@ class Core(Generic[R]):
                 self._claimed += 1
             self.queue.put(task)
             # counted once accepted, before a worker can finish it
-            self.metrics_collector.record_arrival(task)
-        if self.extra is not None:
-            self.extra.record_arrival(task)
-        if self.observers.task_queued:
-            self.observers.emit("tasker_task_queued", task=task)
+            self._collector.record_arrival(task)
+        self.telemetry.task_queued(task)
         return task
 
     def check_open(self, action: str) -> None:
@@ -308,31 +214,6 @@ class Core(Generic[R]):
                 return
         self.wake.set()
 
-    def guard_callback(self, fn: Callable[[T], object]) -> Callable[[T], None]:
-        """Wrap a done-callback so that an exception it raises is logged, never propagated."""
-
-        def guarded(future: T) -> None:
-            try:
-                fn(future)
-            except BaseException as error:  # callbacks must never break a worker
-                self.log(
-                    logging.ERROR,
-                    Event.CALLBACK_FAILED,
-                    task_id=getattr(future, "task_id", None),
-                    callback=getattr(fn, "__qualname__", repr(fn)),
-                    error=error,
-                )
-
-        return guarded
-
-    # ---------------------------------------------------------------- metrics
-
-    def record_arrival(self, task: TaskRecord[Any]) -> None:
-        """Tell every collector a task arrived."""
-        self.metrics_collector.record_arrival(task)
-        if self.extra is not None:
-            self.extra.record_arrival(task)
-
     def next_task(self, worker: Worker) -> TaskRecord[Any] | None:
         """A worker took a task token: claim the next queued task for it, or `None`.
 
@@ -358,39 +239,13 @@ class Core(Generic[R]):
             task.worker_id = worker.worker_id
             task.resource = worker.resource
         task.started_at = start = _perf()
-        if self.extra is not None:
-            self.extra.record_start(task, start - task.queued_at if worker else 0.0)
-        if self.observers.task_started:
-            self.observers.emit(
-                "tasker_task_started", task=task, worker_id=worker.worker_id if worker else None
-            )
+        telemetry = self.telemetry
+        if telemetry.extra is not None or self.observers.task_started:
+            if worker is None:
+                telemetry.attempt_started(task, None, 0.0)
+            else:
+                telemetry.attempt_started(task, worker.worker_id, start - task.queued_at)
         return start
-
-    def record_attempt(
-        self,
-        task: TaskRecord[Any],
-        wait_time: float,
-        elapsed: float,
-        outcome: int,
-        error: BaseException | None = None,
-    ) -> None:
-        """Tell every collector how an attempt ended (`outcome` from `tasker.metrics`).
-
-        The user's collectors heard `record_start` when the attempt began; the built-in one
-        takes the wait and the run together, in one call.
-        """
-        self.metrics_collector.record_attempt(wait_time, elapsed, outcome)
-        extra = self.extra
-        if extra is None:
-            return
-        if outcome == METRIC_COMPLETED:
-            extra.record_completion(task, elapsed)
-        elif outcome == METRIC_FAILED:
-            assert error is not None
-            extra.record_failure(task, elapsed, error)
-        else:
-            assert error is not None
-            extra.record_retry(task, error)
 
     # --------------------------------------------------------------- outcomes
 
@@ -406,28 +261,11 @@ class Core(Generic[R]):
     ) -> None:
         """The terminal steps of a task that just moved to `state`, performed once.
 
-        Metrics first, then the observers and the log, then the caller: whoever sees the
+        Telemetry first (metrics, the log, the observers), then the caller: whoever sees the
         outcome finds it counted already. `value` is the result or the error; `record=False`
         leaves out the attempt metrics (no attempt ran).
         """
-        if not record or state is CANCELLED:
-            pass
-        elif state is COMPLETED:
-            if self.extra is None:
-                self.metrics_collector.record_attempt(wait, elapsed, METRIC_COMPLETED)
-            else:
-                self.record_attempt(task, wait, elapsed, METRIC_COMPLETED)
-        else:
-            self.record_attempt(task, wait, elapsed, METRIC_FAILED, value)
-            if state is TIMED_OUT:
-                self._log_attempt(
-                    logging.WARNING, Event.TASK_TIMED_OUT, task, elapsed, timeout=task.timeout
-                )
-            else:
-                self._log_attempt(logging.DEBUG, Event.TASK_FAILED, task, elapsed, error=value)
-        if self.observers.task_finished:
-            error = None if state is COMPLETED or state is CANCELLED else value
-            self.observers.emit("tasker_task_finished", task=task, outcome=state, error=error)
+        self.telemetry.task_finished(task, state, value, wait, elapsed, record=record)
         if state is COMPLETED:
             task._resolve(value)
         elif state is CANCELLED:
@@ -492,14 +330,7 @@ class Core(Generic[R]):
             return isinstance(error, WorkerCrashedError)
         decision = self._decide(task, error)
         if decision.replace_worker:
-            self.log(
-                logging.WARNING,
-                Event.WORKER_UNHEALTHY,
-                worker_id=worker.worker_id,
-                task_id=task.task_id,
-                attempt=task.attempt,
-                error=error,
-            )
+            self.telemetry.worker_unhealthy(worker.worker_id, task, error)
         if decision.retry and self._requeue(worker, task, error, wait_time, elapsed):
             return True
         final = decision.error if decision.error is not None else error
@@ -538,7 +369,7 @@ class Core(Generic[R]):
         nothing left to deliver.
         """
         # counted before the retry is visible, so metrics() never lags what callers can see
-        self.record_attempt(task, wait_time, elapsed, RETRIED, error)
+        self.telemetry.record_attempt(task, wait_time, elapsed, RETRIED, error)
         with self._lock:
             if task.state is not RUNNING:
                 worker.current = None
@@ -556,20 +387,8 @@ class Core(Generic[R]):
             if not self.killed:
                 self.task_done()
             return True
-        self._log_retry(task, error, elapsed)
+        self.telemetry.task_retried(task, error, elapsed, self.config.max_retries)
         return True
-
-    def _log_retry(self, task: TaskRecord[Any], error: BaseException, elapsed: float) -> None:
-        if self.observers.task_retried:
-            self.observers.emit("tasker_task_retried", task=task, error=error)
-        self._log_attempt(
-            logging.WARNING,
-            Event.TASK_RETRIED,
-            task,
-            elapsed,
-            max_retries=self.config.max_retries,
-            error=error,
-        )
 
     # --------------------------------------------------------------- run_task
 
@@ -586,7 +405,7 @@ class Core(Generic[R]):
         task = self._new_record(self, fn, (), next(self._task_ids), False, once, None)
         task.state = RUNNING
         task.set_running_or_notify_cancel()
-        self.record_arrival(task)
+        self.telemetry.arrival(task)
         return task
 
     def run_task_returned(self) -> None:
@@ -612,8 +431,8 @@ class Core(Generic[R]):
         elapsed = _perf() - start
         decision = self._decide(task, error)
         if decision.retry and not self.killed:
-            self.record_attempt(task, 0.0, elapsed, RETRIED, error)
-            self._log_retry(task, error, elapsed)
+            self.telemetry.record_attempt(task, 0.0, elapsed, RETRIED, error)
+            self.telemetry.task_retried(task, error, elapsed, self.config.max_retries)
             return True, None
         final = decision.error if decision.error is not None else error
         self._settle(task, FAILED, final, 0.0, elapsed)
@@ -621,7 +440,7 @@ class Core(Generic[R]):
 
     def run_task_unavailable(self, task: TaskRecord[Any], error: BaseException) -> None:
         """No resource could be made for a `run_task` call."""
-        self.record_attempt(task, 0.0, 0.0, METRIC_FAILED, error)
+        self.telemetry.record_attempt(task, 0.0, 0.0, METRIC_FAILED, error)
 
     def deadline_passed(self, task: TaskRecord[Any], attempt: int, elapsed: float) -> None:
         """Attempt `attempt` of a thread task outlived its timeout: time it out if it still runs.
@@ -660,22 +479,11 @@ class Core(Generic[R]):
 
     def destroy_failed(self, error: BaseException, worker: Worker | None = None) -> None:
         """`on_destroy` raised: log it (it is never raised)."""
-        self.log(
-            logging.ERROR,
-            Event.RESOURCE_DESTROY_FAILED,
-            worker_id=worker.worker_id if worker else None,
-            error=error,
-        )
+        self.telemetry.destroy_failed(worker.worker_id if worker else None, error)
 
     def creation_failed(self, worker: Worker, error: BaseException, failures: int) -> None:
         """A worker's `on_create` failed; declare the manager broken if nothing is alive."""
-        self.log(
-            logging.ERROR,
-            Event.RESOURCE_CREATE_FAILED,
-            worker_id=worker.worker_id,
-            failures=failures,
-            error=error,
-        )
+        self.telemetry.create_failed(worker.worker_id, failures, error)
         with self._lock:
             self._last_create_error = error
             # broken only counts while running or stopping with nobody alive: a stop must not
@@ -720,11 +528,7 @@ class Core(Generic[R]):
             recovered = self._state is ManagerState.BROKEN
             if recovered:
                 self._move(ManagerState.RUNNING)
-        self.log(logging.INFO, Event.WORKER_STARTED, worker_id=worker.worker_id, burst=worker.burst)
-        if self.observers.worker_started:
-            self.observers.emit(
-                "tasker_worker_started", worker_id=worker.worker_id, burst=worker.burst
-            )
+        self.telemetry.worker_started(worker.worker_id, worker.burst)
         if recovered:
             self.log(logging.INFO, Event.MANAGER_RECOVERED, worker_id=worker.worker_id)
 
@@ -739,24 +543,13 @@ class Core(Generic[R]):
         """A worker whose resource turned unhealthy starts afresh, under a new id."""
         old = worker.worker_id
         worker.worker_id = next(self._worker_ids)
-        self.log(
-            logging.WARNING,
-            Event.WORKER_REPLACED,
-            worker_id=worker.worker_id,
-            replaced_worker_id=old,
-        )
-        if self.observers.worker_replaced:
-            self.observers.emit(
-                "tasker_worker_replaced", worker_id=worker.worker_id, replaced_worker_id=old
-            )
+        self.telemetry.worker_replaced(worker.worker_id, old)
 
     def worker_exited(self, worker: Worker) -> None:
         """A worker's loop returned."""
         with self._lock:
             self.workers.remove(worker)
-        self.log(logging.INFO, Event.WORKER_STOPPED, worker_id=worker.worker_id)
-        if self.observers.worker_stopped:
-            self.observers.emit("tasker_worker_stopped", worker_id=worker.worker_id)
+        self.telemetry.worker_stopped(worker.worker_id)
 
     @property
     def retiring(self) -> bool:
@@ -786,32 +579,10 @@ class Core(Generic[R]):
         return self._plan_scaling()
 
     def _plan_scaling(self) -> int:
-        cfg = self.config
-        metrics = self.metrics_collector.metrics()
-        # the policy sees rates over the last three decisions, not the 1 s metrics window: a
-        # step in the load shows within one interval instead of a second
-        arrival_rate, completion_rate = self.metrics_collector.rates(
-            window=max(3 * cfg.policy.interval, self.metrics_collector.window / 10)
-        )
-        workers = list(self.workers)
-        snapshot = ScalingSnapshot(
-            now=time.monotonic(),
-            base_workers=cfg.workers,
-            max_workers=cfg.max_workers,
-            workers=len(workers),
-            busy_workers=sum(1 for w in workers if w.current is not None),
-            queued_tasks=self.queue.main_depth + self.queue.priority_depth,
-            arrival_rate=arrival_rate,
-            completion_rate=completion_rate,
-            average_execution_time=metrics.average_execution_time,
-            p95_wait_time=metrics.p95_wait_time,
-        )
-        try:
-            target = int(cfg.policy.target_workers(snapshot))
-        except BaseException as error:  # user code: contained, whatever it raises
-            self.log(logging.ERROR, Event.POLICY_FAILED, policy=repr(cfg.policy), error=error)
+        queued = self.queue.main_depth + self.queue.priority_depth
+        target = self._scaler.target(list(self.workers), queued)
+        if target is None:
             return 0
-        target = max(cfg.workers, min(cfg.max_workers, target))
         with self._lock:
             if self.shutdown.is_set():
                 return 0
@@ -821,14 +592,8 @@ class Core(Generic[R]):
             grow = target - live
             previous_quota = self._retire_quota
             self._retire_quota = max(0, -grow)
-        if grow > 0:
-            self.log(logging.INFO, Event.SCALED_UP, workers=live, target=target)
-            if self.observers.scaled_up:
-                self.observers.emit("tasker_scaled_up", workers=live, target=target)
-        elif grow < 0 and self._retire_quota != previous_quota:
-            self.log(logging.INFO, Event.SCALED_DOWN, workers=live, target=target)
-            if self.observers.scaled_down:
-                self.observers.emit("tasker_scaled_down", workers=live, target=target)
+        if grow > 0 or (grow < 0 and self._retire_quota != previous_quota):
+            self.telemetry.scaled(live, target)
         return max(grow, 0)
 
     # --------------------------------------------------------------- shutdown
@@ -894,13 +659,7 @@ class Core(Generic[R]):
             self._conclude(task, CANCELLED)
         for task in running:
             self._conclude(task, CANCELLED)
-            self.log(
-                logging.WARNING,
-                Event.TASK_ABANDONED,
-                task_id=task.task_id,
-                worker_id=task.worker_id,
-                attempt=task.attempt,
-            )
+            self.telemetry.task_abandoned(task)
         self.queue.send(EXIT, live)
         self.wake.set()
         report = KillReport(cancelled_tasks=len(queued), abandoned_tasks=len(running))
@@ -927,10 +686,7 @@ class Core(Generic[R]):
         with self._lock:
             if not self.killed:
                 self._move(ManagerState.STOPPED)
-        if not self.killed:
-            self.log(logging.INFO, Event.MANAGER_STOPPED)
-        if self.observers.manager_stopped:
-            self.observers.emit("tasker_manager_stopped", killed=self.killed)
+        self.telemetry.manager_stopped(self.killed)
         self.terminated.set()
 
     # -------------------------------------------------------------- snapshots
@@ -977,29 +733,4 @@ class Core(Generic[R]):
 
     def metrics(self) -> TaskMetrics:
         """The built-in collector's snapshot."""
-        return self.metrics_collector.metrics()
-
-    def log(self, level: int, event: str, /, **fields: object) -> None:
-        """Log through the configured logger, tagged with the manager's name; never raise."""
-        with suppress(BaseException):  # a broken logger must not break the engine
-            self.logger.log(level, event, manager=self.config.name, **fields)
-
-    def _log_attempt(
-        self, level: int, event: str, task: TaskRecord[Any], duration: float, **fields: object
-    ) -> None:
-        """Log how an attempt ended, with the fields every attempt event carries."""
-        self.log(
-            level,
-            event,
-            task_id=task.task_id,
-            worker_id=task.worker_id,
-            attempt=task.attempt,
-            queue=_queue_name(task),
-            duration=duration,
-            **fields,
-        )
-
-
-def _queue_name(task: TaskRecord[Any]) -> str:
-    """The queue a task went through, as event fields and metric attributes name it."""
-    return "priority" if task.priority else "main"
+        return self._collector.metrics()

@@ -255,7 +255,7 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
 
     def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
         """Call `fn(future)` when the task ends; an exception it raises is logged, not raised."""
-        guarded = self._core.guard_callback(fn)
+        guarded = self._core.telemetry.guard_callback(fn)
         with self._condition:
             if self._state not in _ENDED:
                 if self._done_callbacks is _NO_CALLBACKS:

@@ -308,7 +308,7 @@ class TaskManagerBuilder(_Options[R]):
         core = Core(config, runtime)
         runtime.start(core)
         manager = TaskManager(core, runtime)
-        core.bind(manager)
+        core.telemetry.bind(manager)
         return manager
 
 
@@ -389,7 +389,7 @@ class _AsyncBuild(Generic[R]):
         core = Core(self._config, runtime)
         await runtime.start(core)
         manager = AsyncTaskManager(core, runtime)
-        core.bind(manager)
+        core.telemetry.bind(manager)
         return manager
 
     def __await__(self) -> Generator[Any, None, AsyncTaskManager[R]]:
