@@ -21,7 +21,7 @@ $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml packages/*/pyproject.toml
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml packages/*/pyproject.toml packages/*/src/*/_version.py
 	$(UV) sync --locked --all-packages --python $(BIN)/python
 	@touch $@
 

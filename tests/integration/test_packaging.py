@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+import tasker_otel
+import tasker_structlog
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("tasker-core", "tasker-otel", "tasker-structlog")
 UV = Path(sys.executable).parent / "uv"
@@ -155,8 +158,8 @@ def test_the_extras_install_both_adapters_that_work_by_name(venvs: Venvs) -> Non
     assert "'manager.started'" in out
     assert "'worker.started'" in out
     plugins = run(python, "-m", "tasker", "plugins", cwd=venvs.root)
-    assert "otel  [tasker-otel 0.1.0]" in plugins
-    assert "structlog  [tasker-structlog 0.1.0]" in plugins
+    assert f"otel  [tasker-otel {tasker_otel.__version__}]" in plugins
+    assert f"structlog  [tasker-structlog {tasker_structlog.__version__}]" in plugins
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ bounded-memory metrics.
 from __future__ import annotations
 
 from tasker._task import AsyncTaskFuture, RunningTask, TaskFuture, TaskState, current_task
+from tasker._version import __version__
 from tasker.async_manager import AsyncTaskManager
 from tasker.builder import AsyncTaskManagerBuilder, TaskManagerBuilder
 from tasker.errors import (
@@ -44,8 +45,6 @@ from tasker.scaling import (
 )
 from tasker.sketch import QuantileSketch
 from tasker.stats import KillReport, ManagerState, TaskStats
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AlwaysHealthy",
