@@ -136,7 +136,7 @@ class TestValidation:
     def test_unknown_policy_lists_the_known_ones(self) -> None:
         known = "'fixed', 'latency', 'queue-depth', 'rate'"
         with pytest.raises(ValueError, match=f"unknown policy 'fast'; known policies: {known}$"):
-            TaskManager.builder().with_policy("fast")
+            TaskManager.builder().with_policy("fast").build()
 
     def test_policy_options_are_validated(self) -> None:
         with pytest.raises(ValueError, match="interval must be a finite number of seconds > 0"):
@@ -152,7 +152,7 @@ class TestValidation:
 
     def test_unknown_executor(self) -> None:
         with pytest.raises(ValueError, match=r"unknown executor 'fibers'.*'thread'"):
-            TaskManager.builder().with_executor("fibers")
+            TaskManager.builder().with_executor("fibers").build()
 
     def test_bad_logger(self) -> None:
         with pytest.raises(TypeError, match="logger"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import functools
@@ -19,6 +20,8 @@ import pytest
 
 import tasker
 from tasker import Event, TaskManager, UnhealthyOn, hookspecs
+from tasker.executors import AsyncioExecutor, ThreadExecutor
+from tasker.metrics import InMemoryCollector
 from tasker.plugins import OBSERVER_HOOKS, PluginError, Plugins, Registry, reset_plugins
 from tests.core.test_health import EventLog, missing_key
 from tests.core.test_scaling import SwitchPolicy
@@ -131,14 +134,14 @@ class TestEntryPoints:
     ) -> None:
         monkeypatch.setenv("TASKER_DISABLE_PLUGIN_AUTOLOAD", "1")
         with pytest.raises(ValueError, match="unknown policy 'queue-threshold'; known policies"):
-            TaskManager.builder().with_policy("queue-threshold")
+            TaskManager.builder().with_policy("queue-threshold").build()
 
     def test_a_plugin_can_be_blocked(
         self, example_plugin: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("TASKER_BLOCK_PLUGINS", "other,example")
         with pytest.raises(ValueError, match="unknown health check 'status-5xx'"):
-            TaskManager.builder().with_health_check("status-5xx")
+            TaskManager.builder().with_health_check("status-5xx").build()
 
     def test_a_plugin_that_fails_to_import_is_reported_and_skipped(
         self, site: Path, caplog: pytest.LogCaptureFixture
@@ -177,16 +180,16 @@ class TestEntryPoints:
         assert run.returncode == 1
         assert "broken  [FAILED TO LOAD] ImportError('no deps')" in run.stdout
         with pytest.raises(ValueError, match=r"failed to load .*'broken': ImportError"):
-            TaskManager.builder().with_policy("queue-threshold")
+            TaskManager.builder().with_policy("queue-threshold").build()
 
     def test_an_adapter_name_without_its_package_says_what_to_install(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("TASKER_DISABLE_PLUGIN_AUTOLOAD", "1")
         with pytest.raises(ValueError, match=r'pip install "tasker-core\[otel\]"'):
-            TaskManager.builder().with_metrics("otel")
+            TaskManager.builder().with_metrics("otel").build()
         with pytest.raises(ValueError, match=r'pip install "tasker-core\[structlog\]"'):
-            TaskManager.builder().with_logger("structlog")
+            TaskManager.builder().with_logger("structlog").build()
 
     def test_the_cli_prints_its_version_and_help(self) -> None:
         from tasker import __version__
@@ -260,7 +263,7 @@ class TestRegistries:
     )
     def test_unknown_names_list_the_known_ones(self, method: str, message: str) -> None:
         with pytest.raises(ValueError, match=message):
-            getattr(TaskManager.builder(), method)("nope")
+            getattr(TaskManager.builder(), method)("nope").build()
 
     def test_a_plugin_failing_in_a_discovery_hook_is_skipped(
         self, caplog: pytest.LogCaptureFixture
@@ -274,6 +277,155 @@ class TestRegistries:
             plugins = Plugins([Broken()])
         assert "rate" in plugins.registry("policies")
         assert "plugin bug" in caplog.text
+
+
+class Everything:
+    """A plugin object registering one strategy of each kind under the name `mine`."""
+
+    @tasker.hookimpl
+    def tasker_register_policies(self, registry: Registry[Any]) -> None:
+        registry.register("mine", lambda: SwitchPolicy(1))
+
+    @tasker.hookimpl
+    def tasker_register_health_checks(self, registry: Registry[Any]) -> None:
+        registry.register("mine", lambda: UnhealthyOn(KeyError))
+
+    @tasker.hookimpl
+    def tasker_register_loggers(self, registry: Registry[Any]) -> None:
+        registry.register("mine", EventLog)
+
+    @tasker.hookimpl
+    def tasker_register_collectors(self, registry: Registry[Any]) -> None:
+        registry.register("mine", InMemoryCollector)
+
+    @tasker.hookimpl
+    def tasker_register_executors(self, registry: Registry[Any]) -> None:
+        registry.register("mine", ThreadExecutor)
+        registry.register("mine-async", AsyncioExecutor)
+
+
+class TestPluginMistakes:
+    """A plugin pluggy would silently ignore is refused where it is given, saying why."""
+
+    def test_a_misspelled_hook_is_refused_with_the_known_hooks(self) -> None:
+        class Misspelled:
+            @tasker.hookimpl
+            def tasker_register_policy(self, registry: Registry[Any]) -> None:
+                registry.register("mine", lambda: SwitchPolicy(1))
+
+        with pytest.raises(PluginError) as raised:
+            TaskManager.builder().with_plugins(Misspelled())
+        message = str(raised.value)
+        assert "tasker_register_policy is not a tasker hook" in message
+        assert "did you mean tasker_register_policies?" in message
+        assert f"Known hooks: {', '.join(HOOKS)}" in message
+
+    def test_a_hook_without_hookimpl_is_refused(self) -> None:
+        class Undecorated:
+            def tasker_register_policies(self, registry: Registry[Any]) -> None:
+                registry.register("mine", lambda: SwitchPolicy(1))
+
+        with pytest.raises(PluginError, match=r"not decorated with @tasker\.hookimpl"):
+            TaskManager.builder().with_plugins(Undecorated())
+
+    def test_a_module_without_any_hook_is_refused(self) -> None:
+        with pytest.raises(PluginError, match="implements no tasker hook"):
+            TaskManager.builder().with_plugins(functools)
+
+    def test_a_hook_with_wrong_parameters_is_refused(self) -> None:
+        class WrongArgs:
+            @tasker.hookimpl
+            def tasker_register_policies(self, registy: Registry[Any]) -> None: ...
+
+        expected = r"tasker_register_policies takes 'registy', which the hook does not pass"
+        with pytest.raises(PluginError, match=rf"WrongArgs.*{expected} \(it passes 'registry'\)"):
+            TaskManager.builder().with_plugins(WrongArgs())
+
+    def test_an_installed_plugin_with_a_misspelled_hook_is_reported_as_failed(
+        self, site: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        source = (
+            "import tasker\n\n"
+            "@tasker.hookimpl\n"
+            "def tasker_register_polices(registry):\n"
+            "    registry.register('typo', object)\n"
+        )
+        install(site, "typo", "tasker_typo_plugin", source, "typo-dist")
+        run = subprocess.run(
+            [sys.executable, "-m", "tasker", "plugins"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            env={"PYTHONPATH": str(site), "PATH": ""},
+        )
+        assert run.returncode == 1
+        assert "typo  [FAILED TO LOAD]" in run.stdout
+        assert "did you mean tasker_register_policies?" in run.stdout
+        with pytest.raises(ValueError, match=r"unknown policy 'typo'.*failed to load"):
+            TaskManager.builder().with_policy("typo").build()
+        reset_plugins()
+        monkeypatch.setenv("TASKER_STRICT_PLUGINS", "1")
+        with pytest.raises(PluginError, match="tasker_register_polices is not a tasker hook"):
+            TaskManager.builder().build()
+
+
+class TestOptionOrder:
+    """Names resolve at `build()`, so a plugin may be given after the options naming it."""
+
+    def test_plugins_after_every_named_option(self) -> None:
+        manager = (
+            TaskManager.builder()
+            .with_policy("mine")
+            .with_health_check("mine")
+            .with_logger("mine")
+            .with_metrics("mine")
+            .with_executor("mine")
+            .with_plugins(Everything())
+            .build()
+        )
+        with manager:
+            config = manager._core.config
+            assert isinstance(config.policy, SwitchPolicy)
+            assert isinstance(config.health_check, UnhealthyOn)
+            assert isinstance(config.logger, EventLog)
+            assert isinstance(config.collectors[0], InMemoryCollector)
+            assert manager.queue_task(lambda r: 7) == 7
+
+    def test_a_name_no_plugin_brings_fails_at_build_listing_the_known_ones(self) -> None:
+        builder = TaskManager.builder().with_policy("mine", step=2)
+        with pytest.raises(ValueError, match="unknown policy 'mine'; known policies: 'fixed'"):
+            builder.build()
+
+    def test_options_of_a_known_name_are_still_checked_where_they_are_given(self) -> None:
+        with pytest.raises(TypeError, match=r"unknown option 'intervall'; valid options: "):
+            TaskManager.builder().with_policy("rate", intervall=1)
+
+    def test_options_of_a_late_name_are_checked_at_build(self) -> None:
+        builder = TaskManager.builder().with_policy("mine", bogus=1).with_plugins(Everything())
+        with pytest.raises(TypeError, match="policy 'mine': unknown option 'bogus'"):
+            builder.build()
+
+    def test_a_late_asyncio_executor_on_a_thread_builder_says_which_builder_to_use(self) -> None:
+        builder = TaskManager.builder().with_executor("mine-async").with_plugins(Everything())
+        with pytest.raises(ValueError, match=r"AsyncTaskManager\.builder\(\)\.with_executor"):
+            builder.build()
+
+    def test_a_late_asyncio_executor_on_the_async_builder(self) -> None:
+        async def scenario() -> int:
+            async with (
+                tasker.AsyncTaskManager.builder()
+                .with_executor("mine-async")
+                .with_plugins(Everything())
+                .build() as manager
+            ):
+
+                async def seven(_: None) -> int:
+                    return 7
+
+                return await manager.queue_task(seven)
+
+        assert asyncio.run(scenario()) == 7
 
 
 class Recorder:

@@ -1,9 +1,10 @@
 """Builders: configure and validate a manager, then `build()` it.
 
 Every option is checked when it is given, so a mistake raises at the line that made it, with the
-parameter's name and what it accepts. `TaskManagerBuilder` builds the thread manager;
-`.with_executor("asyncio")` (or `AsyncTaskManager.builder()`) switches to
-`AsyncTaskManagerBuilder`, whose `build()` is awaited.
+parameter's name and what it accepts. A registered name that no plugin offers yet waits for
+`build()`, after every `with_plugins(...)`: the order of the options never matters.
+`TaskManagerBuilder` builds the thread manager; `.with_executor("asyncio")` (or
+`AsyncTaskManager.builder()`) switches to `AsyncTaskManagerBuilder`, whose `build()` is awaited.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, cast, overload
 
@@ -25,7 +27,7 @@ from tasker.health import AlwaysHealthy, HealthChecker
 from tasker.log import Logger, as_logger
 from tasker.manager import TaskManager
 from tasker.metrics import MetricsCollector
-from tasker.plugins import Plugins, default_plugins
+from tasker.plugins import Plugins, check_plugin, default_plugins
 from tasker.scaling import ScalingPolicy
 
 if TYPE_CHECKING:
@@ -35,12 +37,23 @@ __all__ = ["AsyncTaskManagerBuilder", "TaskManagerBuilder"]
 
 R = TypeVar("R")
 R2 = TypeVar("R2")
+T = TypeVar("T")
 
 _names = itertools.count(1)
 
 
 def _no_resource() -> None:
     return None
+
+
+@dataclass(frozen=True)
+class _ByName(Generic[T]):
+    """A registered name no plugin offered when it was given: resolved by `build()`."""
+
+    kind: str
+    name: str
+    options: dict[str, Any]
+    check: Callable[[Any], T]
 
 
 class _Options(Generic[R]):
@@ -52,13 +65,13 @@ class _Options(Generic[R]):
         self._on_destroy: Callable[[Any], Any] | None = None
         self._workers = 1
         self._max_workers: int | None = None
-        self._policy: ScalingPolicy | None = None
-        self._health: HealthChecker = AlwaysHealthy()
+        self._policy: ScalingPolicy | _ByName[ScalingPolicy] | None = None
+        self._health: HealthChecker | _ByName[HealthChecker] = AlwaysHealthy()
         self._max_retries = 3
         self._pool_size: int | None = None
-        self._logger: Logger = as_logger(None)
-        self._collectors: list[MetricsCollector] = []
-        self._executor: Executor | None = None
+        self._logger: Logger | _ByName[Logger] = as_logger(None)
+        self._collectors: list[MetricsCollector | _ByName[MetricsCollector]] = []
+        self._executor: Executor | _ByName[Executor] | None = None
         self._backoff = Backoff()
         self._timeout: float | None = None
         self._plugin_objects: list[object] = []
@@ -67,10 +80,17 @@ class _Options(Generic[R]):
     def with_plugins(self, *plugins: object) -> Self:
         """Use these plugin objects too (modules or objects with `tasker.hookimpl` functions).
 
-        Give them before the options that name what they register. Entry-point plugins are
-        always loaded (unless `TASKER_DISABLE_PLUGIN_AUTOLOAD` is set).
+        They may come before or after the options that name what they register. Entry-point
+        plugins are always loaded (unless `TASKER_DISABLE_PLUGIN_AUTOLOAD` is set).
+
+        Raises:
+            PluginError: a plugin pluggy would silently ignore: a function named like a hook
+                but not decorated with `@tasker.hookimpl`, a `@tasker.hookimpl` whose name is
+                no hook (the message lists the hooks), or no hook at all.
         """
-        self._plugin_objects.extend(validate.plugin(p) for p in plugins)
+        for plugin in plugins:
+            check_plugin(validate.plugin(plugin))
+        self._plugin_objects.extend(plugins)
         self._plugins = None
         return self
 
@@ -84,12 +104,33 @@ class _Options(Generic[R]):
     def _registry(self, kind: str) -> Any:
         return self._plugin_set().registry(kind)
 
-    def _named(self, kind: str, label: str, value: object, options: dict[str, Any]) -> Any:
-        """Resolve a registered name with options; pass objects through (no options then)."""
+    def _named(
+        self,
+        kind: str,
+        label: str,
+        value: object,
+        options: dict[str, Any],
+        check: Callable[[Any], T],
+    ) -> T | _ByName[T]:
+        """Resolve a registered name with options, or pass an object through (no options then).
+
+        A name no plugin offers yet is kept for `build()`: a plugin given later may bring it.
+        """
         if isinstance(value, str):
-            return self._registry(kind).create(value, **options)
+            registry = self._registry(kind)
+            if value not in registry:
+                if not value:
+                    registry.create(value)  # the registry's own error for an empty name
+                return _ByName(kind, value, dict(options), check)
+            return check(registry.create(value, **options))
         if options:
             raise ValueError(f"{label}: options can only be given with a registered name")
+        return check(value)
+
+    def _resolve(self, value: T | _ByName[T]) -> T:
+        """The strategy itself: a name kept for `build()` is created now, or fails naming it."""
+        if isinstance(value, _ByName):
+            return value.check(self._registry(value.kind).create(value.name, **value.options))
         return value
 
     def with_name(self, name: str) -> Self:
@@ -113,16 +154,16 @@ class _Options(Generic[R]):
     def with_policy(self, policy: ScalingPolicy | str, **options: Any) -> Self:
         """Choose the scaling policy: a `ScalingPolicy`, or a registered name with options.
 
-        Built-in names: `"rate"` (default) and `"fixed"`, e.g. `.with_policy("rate", interval=0.2)`.
+        Built-in names (`tasker plugins` lists them with the ones plugins add):
+
+        - `"rate"` (the default): bursts when tasks arrive faster than they complete;
+        - `"queue-depth"`: one worker per `tasks_per_worker` queued tasks;
+        - `"latency"`: adds workers while the queue wait exceeds a target;
+        - `"fixed"`: never bursts.
+
+        Options go with the name: `.with_policy("rate", interval=0.2)`.
         """
-        resolved = self._named("policies", "policy", policy, options)
-        if not isinstance(resolved, ScalingPolicy):
-            raise TypeError(
-                "policy must be a registered name or have an interval and a "
-                f"target_workers(snapshot) method, got {type(policy).__name__}"
-            )
-        validate.seconds(f"{type(resolved).__name__}.interval", resolved.interval)
-        self._policy = resolved
+        self._policy = self._named("policies", "policy", policy, options, _check_policy)
         return self
 
     def with_health_check(self, check: HealthChecker | str, **options: Any) -> Self:
@@ -132,9 +173,7 @@ class _Options(Generic[R]):
         `lambda exc: not isinstance(exc, ConnectionError)`, `UnhealthyOn(ConnectionError)`, or
         a registered name: `.with_health_check("unhealthy-on", types=(ConnectionError,))`.
         """
-        resolved = self._named("health_checks", "health_check", check, options)
-        _require_callable("health_check", resolved)
-        self._health = resolved
+        self._health = self._named("health_checks", "health_check", check, options, _check_health)
         return self
 
     def with_max_retries(self, retries: int) -> Self:
@@ -164,7 +203,7 @@ class _Options(Generic[R]):
         Built-in names: `"stdlib"` (the default, `logger=` to choose the stdlib logger) and
         `"null"`; plugins add more (`"structlog"` with tasker-structlog installed).
         """
-        self._logger = as_logger(self._named("loggers", "logger", logger, options))
+        self._logger = self._named("loggers", "logger", logger, options, as_logger)
         return self
 
     def with_metrics(self, collector: MetricsCollector | str, **options: Any) -> Self:
@@ -173,14 +212,9 @@ class _Options(Generic[R]):
         Call again to add more. `manager.metrics()` keeps working: the built-in collector
         always runs alongside. Plugins add names (`"otel"` with tasker-otel installed).
         """
-        collector = self._named("collectors", "metrics", collector, options)
-        if not isinstance(collector, MetricsCollector):
-            raise TypeError(
-                "metrics collector must implement record_arrival, record_start, "
-                "record_completion, record_failure and record_retry, got "
-                f"{type(collector).__name__}"
-            )
-        self._collectors.append(collector)
+        self._collectors.append(
+            self._named("collectors", "metrics", collector, options, _check_collector)
+        )
         return self
 
     def with_backoff(
@@ -198,14 +232,6 @@ class _Options(Generic[R]):
         """
         self._backoff = Backoff(initial=initial, maximum=maximum, broken_after=broken_after)
         return self
-
-    def _executor_named(self, executor: str | Executor, options: dict[str, Any]) -> Executor:
-        resolved = self._named("executors", "executor", executor, options)
-        if not isinstance(resolved, Executor):
-            raise TypeError(
-                f"executor must be a registered name or an Executor, got {type(executor).__name__}"
-            )
-        return resolved
 
     def _set_resource(self, on_create: Callable[[], Any], on_destroy: Any) -> None:
         _require_callable("on_create", on_create)
@@ -225,13 +251,15 @@ class _Options(Generic[R]):
             on_destroy=self._on_destroy,
             workers=workers,
             max_workers=self._max_workers if self._max_workers is not None else 2 * workers,
-            policy=self._policy or self._registry("policies").create("rate"),
-            health_check=self._health,
+            policy=self._resolve(self._policy or _ByName("policies", "rate", {}, _check_policy)),
+            health_check=self._resolve(self._health),
             max_retries=self._max_retries,
             pool_size=self._pool_size if self._pool_size is not None else workers,
-            logger=self._logger,
-            collectors=tuple(self._collectors),
-            executor=self._executor or self._registry("executors").create(default_executor),
+            logger=self._resolve(self._logger),
+            collectors=tuple(self._resolve(c) for c in self._collectors),
+            executor=self._resolve(
+                self._executor or _ByName("executors", default_executor, {}, _check_executor)
+            ),
             backoff=self._backoff,
             plugins=self._plugin_set(),
             timeout=self._timeout,
@@ -286,9 +314,13 @@ class TaskManagerBuilder(_Options[R]):
         Built in: `"thread"` (the default) and `"asyncio"`; plugins register more, with their
         options (`.with_executor("name", option=...)`). `"asyncio"` (or any asyncio executor)
         returns an `AsyncTaskManagerBuilder` carrying every option given so far: tasks are then
-        coroutine functions and `build()` is awaited.
+        coroutine functions and `build()` is awaited. (An asyncio executor that a plugin given
+        later registers cannot switch the builder: start from `AsyncTaskManager.builder()`.)
         """
-        resolved = self._executor_named(executor, options)
+        resolved = self._named("executors", "executor", executor, options, _check_executor)
+        if isinstance(resolved, _ByName):  # a plugin given later: it must be a thread executor
+            self._executor = _ByName(resolved.kind, resolved.name, resolved.options, _check_sync)
+            return self
         if resolved.kind == "asyncio":
             other: AsyncTaskManagerBuilder[R] = AsyncTaskManagerBuilder()
             self._copy_to(other)
@@ -343,13 +375,9 @@ class AsyncTaskManagerBuilder(_Options[R]):
 
     def with_executor(self, executor: str | Executor, **options: Any) -> Self:
         """Choose an asyncio `Executor`, by name with options (the default is `"asyncio"`)."""
-        resolved = self._executor_named(executor, options)
-        if resolved.kind != "asyncio":
-            raise ValueError(
-                f"executor: an async manager needs an asyncio executor, got {resolved.name!r}; "
-                "build a TaskManager for thread executors"
-            )
-        self._executor = resolved
+        self._executor = self._named(
+            "executors", "executor", executor, options, _check_async_executor
+        )
         return self
 
     def build(self) -> _AsyncBuild[R]:
@@ -407,6 +435,58 @@ class _AsyncBuild(Generic[R]):
     ) -> None:
         if self._manager is not None:
             await self._manager.stop()
+
+
+def _check_policy(policy: object) -> ScalingPolicy:
+    if not isinstance(policy, ScalingPolicy):
+        raise TypeError(
+            "policy must be a registered name or have an interval and a "
+            f"target_workers(snapshot) method, got {type(policy).__name__}"
+        )
+    validate.seconds(f"{type(policy).__name__}.interval", policy.interval)
+    return policy
+
+
+def _check_health(check: object) -> HealthChecker:
+    _require_callable("health_check", check)
+    return cast("HealthChecker", check)
+
+
+def _check_collector(collector: object) -> MetricsCollector:
+    if not isinstance(collector, MetricsCollector):
+        raise TypeError(
+            "metrics collector must implement record_arrival, record_start, "
+            f"record_completion, record_failure and record_retry, got {type(collector).__name__}"
+        )
+    return collector
+
+
+def _check_executor(executor: object) -> Executor:
+    if not isinstance(executor, Executor):
+        raise TypeError(
+            f"executor must be a registered name or an Executor, got {type(executor).__name__}"
+        )
+    return executor
+
+
+def _check_sync(executor: object) -> Executor:
+    checked = _check_executor(executor)
+    if checked.kind == "asyncio":
+        raise ValueError(
+            f"executor: {checked.name!r} is an asyncio executor, which a TaskManager cannot use; "
+            f"build with AsyncTaskManager.builder().with_executor({checked.name!r})"
+        )
+    return checked
+
+
+def _check_async_executor(executor: object) -> Executor:
+    checked = _check_executor(executor)
+    if checked.kind != "asyncio":
+        raise ValueError(
+            f"executor: an async manager needs an asyncio executor, got {checked.name!r}; "
+            "build a TaskManager for thread executors"
+        )
+    return checked
 
 
 def _require_callable(name: str, value: object) -> None:

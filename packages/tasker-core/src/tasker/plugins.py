@@ -16,6 +16,7 @@ Core code never calls `pluggy` directly: it asks a `Plugins` object for registri
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 import os
@@ -39,6 +40,7 @@ __all__ = [
     "PluginError",
     "Plugins",
     "Registry",
+    "check_plugin",
     "default_plugins",
     "reset_plugins",
 ]
@@ -83,7 +85,66 @@ OBSERVER_HOOKS = (
 
 
 class PluginError(RuntimeError):
-    """A plugin could not be loaded (strict mode) or two plugins claim the same name."""
+    """A plugin is malformed, could not be loaded (strict mode), or claims a name already taken."""
+
+
+HOOKS = tuple(
+    sorted(name for name, value in vars(hookspecs).items() if hasattr(value, "tasker_spec"))
+)
+"""The names of tasker's hook specifications."""
+
+
+def check_plugin(plugin: object, name: str | None = None) -> None:
+    """Refuse a plugin whose hooks pluggy would silently ignore.
+
+    pluggy calls only functions marked `@tasker.hookimpl` whose name is a hook specification,
+    and skips every other function without a word. So a misspelled hook name, a hook function
+    without `@tasker.hookimpl`, or a plugin with no hook at all would register nothing and
+    surface much later as an "unknown name". They are refused here instead.
+
+    Raises:
+        PluginError: naming the plugin, what is wrong, and the known hook names.
+    """
+    label = name if name is not None else _plugin_name(plugin)
+    problems: list[str] = []
+    implemented = 0
+    for attribute in sorted(dir(plugin)):
+        if not attribute.startswith("tasker_"):
+            continue
+        try:
+            value = getattr(plugin, attribute)
+        except Exception:  # a property that raises: not a hook
+            continue
+        if not inspect.isroutine(value):
+            continue
+        options = getattr(value, "tasker_impl", None)
+        close = difflib.get_close_matches(attribute, HOOKS, n=1, cutoff=0.8)
+        if options is None:
+            if close:  # a hook, or nearly one, that pluggy will never call
+                problems.append(
+                    f"{attribute} is not decorated with @tasker.hookimpl, so it is never called"
+                )
+        elif attribute in HOOKS:
+            implemented += 1
+            given = _parameters(value)
+            passed = _parameters(getattr(hookspecs, attribute))
+            unknown = [name for name in given if name not in passed]
+            if unknown:
+                problems.append(
+                    f"{attribute} takes {', '.join(map(repr, unknown))}, which the hook does not "
+                    f"pass (it passes {', '.join(map(repr, passed))})"
+                )
+        elif options.get("optionalhook"):
+            implemented += 1
+        else:
+            hint = f" (did you mean {close[0]}?)" if close and close[0] != attribute else ""
+            problems.append(f"{attribute} is not a tasker hook{hint}")
+    if not problems and not implemented:
+        problems.append("it implements no tasker hook (no function decorated @tasker.hookimpl)")
+    if problems:
+        raise PluginError(
+            f"tasker plugin {label!r}: {'; '.join(problems)}. Known hooks: {', '.join(HOOKS)}"
+        )
 
 
 class Registry(Generic[T]):
@@ -194,11 +255,14 @@ def _load_entry_points() -> _EntryPoints:
                 dist_name = dist.name if dist is not None else None
                 try:
                     plugin = entry.load()
+                    check_plugin(plugin, entry.name)
                 except Exception as error:
                     message = (
                         f"tasker plugin {entry.name!r} (entry point {entry.value!r} of "
                         f"distribution {dist_name!r}) failed to load: {error!r}"
                     )
+                    if isinstance(error, PluginError):
+                        message = f"{error} (distribution {dist_name!r})"
                     if strict:
                         raise PluginError(message) from error
                     _log.error(message, exc_info=error)
@@ -248,11 +312,18 @@ class Plugins:
             LoadedPlugin("tasker", _builtin_plugin, "tasker-core", __version__)
         ]
         self.loaded += _load_entry_points().loaded
-        self.loaded += [LoadedPlugin(_plugin_name(p), p) for p in extra]
+        for plugin in extra:
+            check_plugin(plugin)
+            self.loaded.append(LoadedPlugin(_plugin_name(plugin), plugin))
         for item in self.loaded:
             if self._pm.is_registered(item.plugin):
                 continue
-            self._pm.register(item.plugin, name=item.name)
+            try:
+                self._pm.register(item.plugin, name=item.name)
+            except pluggy.PluginValidationError as error:  # a hook's arguments are not the spec's
+                detail = " ".join(str(error).split())
+                raise PluginError(f"tasker plugin {item.name!r}: {detail}") from None
+        self._pm.check_pending()  # every implementation has its specification (checked above)
         self.failed = [(name, error) for name, _, error in _load_entry_points().failed]
         """Entry points that failed to load: `(name, error)`."""
         self.registries: dict[str, Registry[Any]] = {}
@@ -321,6 +392,14 @@ def _check_options(what: str, factory: Callable[..., Any], options: dict[str, An
             f"{what}: unknown option{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(map(repr, unknown))}; valid options: {valid}"
         )
+
+
+def _parameters(function: Callable[..., Any]) -> list[str]:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: pluggy's register will tell
+        return []
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _plugin_name(plugin: object) -> str:
