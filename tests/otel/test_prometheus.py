@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import signal
+import subprocess
 import sys
 import threading
 import urllib.error
@@ -15,7 +18,6 @@ from types import ModuleType
 import pytest
 
 from tasker import TaskManager
-from tasker_otel import observe
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "otel_prometheus.py"
 
@@ -60,7 +62,7 @@ def test_a_scrape_finds_the_task_counters(example: ModuleType) -> None:
             .with_metrics("otel", meter_provider=provider, manager="scraped")
             .build()
         )
-        with manager, observe(manager, meter_provider=provider):
+        with manager:  # the collector observes its manager: no observe() needed for the gauges
             for _ in range(3):
                 manager.queue_task(lambda r: None)
             manager.submit(lambda r: None, priority=True).result(10)
@@ -83,8 +85,8 @@ def test_a_scrape_finds_the_task_counters(example: ModuleType) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_the_example_runs(example: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
-    example.main()
+def test_the_example_self_test(example: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    example.main(["--self-test", "--port", "0"])
     out = capsys.readouterr().out
     assert out.count("ok      thumb-") == 5
     assert "failed  corrupt.png is not an image" in out
@@ -95,3 +97,46 @@ def test_the_example_runs(example: ModuleType, capsys: pytest.CaptureFixture[str
         r'^  tasker_task_completed_total\{.*tasker_queue="priority".*\} 1\.0$', out, re.M
     )
     assert re.search(r"^scraped http://127\.0\.0\.1:\d+/metrics:$", out, re.M)
+    assert re.search(r'^  tasker_worker_count\{.*tasker_worker_kind="base".*\} 2\.0$', out, re.M)
+
+
+def test_the_documented_port(example: ModuleType) -> None:
+    assert example.PORT == 9464
+    assert "127.0.0.1:9464/metrics" in (example.__doc__ or "")
+
+
+@pytest.mark.timeout(60)
+def test_the_example_serves_until_interrupted() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen(
+        [sys.executable, str(EXAMPLE), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        lines = []
+        for line in child.stdout:  # bounded by the test's timeout
+            lines.append(line)
+            if line.startswith("serving "):
+                break
+        serving = re.match(
+            r"serving (http://127\.0\.0\.1:\d+/metrics) until interrupted", lines[-1]
+        )
+        assert serving, lines
+        with urllib.request.urlopen(serving.group(1), timeout=10) as response:
+            page = response.read().decode()
+        assert sample(page, "tasker_task_completed_total", tasker_queue="priority") >= 1
+        assert child.poll() is None  # still serving after a scrape
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, err
+    assert "stopped: the manager drained its queues" in out
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(serving.group(1), timeout=2)
