@@ -16,6 +16,12 @@ How the blocks of `docs/**/*.md` are run (what a page's author needs to know):
 - What is not Python to run takes another tag: `toml`, `console`, `text`.
 - A page that needs something installed gets it from `PAGE_SETUP` (`plugins.md`: the example
   plugin, laid out as an installed distribution with its entry point).
+- On a page of `markdown_blocks.STANDALONE` (`plugins.md`), every block runs alone: a reader can
+  copy any one of them and run it as is.
+
+The parsing and the runner live in `tests/markdown_blocks.py` (standard library only), which
+`tests/integration/test_docs_in_wheels.py` also runs in an environment built from the wheels
+with only the installs the documentation gives.
 
 README.md's blocks are run by `tests/test_readme.py`. The code examples in the packages'
 docstrings, which the API reference renders, run here too, given stand-ins for the names they
@@ -33,17 +39,15 @@ import shutil
 import sqlite3
 import sys
 import threading
-import time
 import tomllib
-import types
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tasker.plugins import reset_plugins
+from tests.markdown_blocks import Block, expand, fenced_blocks, new_threads, run_page
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -51,6 +55,12 @@ PACKAGES = ("tasker-core", "tasker-otel", "tasker-structlog")
 SOURCES = [ROOT / "packages" / name / "src" for name in PACKAGES]
 BLOCK_BUDGET = 1.0  # seconds per block
 PROCESS_BLOCK_BUDGET = 20.0  # seconds per block that starts child processes
+
+
+def budget(source: str) -> float:
+    """The seconds a block of this source may take."""
+    return PROCESS_BLOCK_BUDGET if 'with_executor("process"' in source else BLOCK_BUDGET
+
 
 INCLUDED: dict[str, tuple[str, str | None]] = {
     "examples/basic.py": ("tests/test_examples.py", 'run_example("basic"'),
@@ -71,78 +81,6 @@ INCLUDED: dict[str, tuple[str, str | None]] = {
 }
 """The files a page may include: each with the test that runs it and how that test names it."""
 
-_OPENING = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
-_SNIPPET = re.compile(r"^[ \t]*--8<--[ \t]+\"(?P<path>[^\"]+)\"[ \t]*$")  # --8<-- "path"
-_SNIPPET_BLOCK = re.compile(r"^[ \t]*--8<--[ \t]*$")  # --8<--, then one path a line, then --8<--
-_TITLE = re.compile(r"""title=(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)')""")
-
-
-@dataclass(frozen=True)
-class Block:
-    """One fenced code block: where it starts, its language, its title and its code."""
-
-    path: Path
-    line: int  # 1-based line of the block's first line of code
-    lang: str
-    title: str | None
-    code: str
-
-    @property
-    def where(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.line}"
-
-    @property
-    def includes(self) -> list[Path]:
-        return [path for path in _expand_lines(self.code.splitlines()) if isinstance(path, Path)]
-
-
-def _expand_lines(lines: list[str]) -> Iterator[str | Path]:
-    """The lines of a block, with each snippet directive replaced by the path it includes."""
-    in_block = False
-    for line in lines:
-        if _SNIPPET_BLOCK.match(line):
-            in_block = not in_block
-        elif in_block:
-            if line.strip():
-                yield Path(line.strip())
-        elif match := _SNIPPET.match(line):
-            yield Path(match["path"])
-        else:
-            yield line
-
-
-def fenced_blocks(path: Path, text: str) -> list[Block]:
-    """The fenced code blocks of a Markdown text, indented ones (admonitions, tabs) included."""
-    blocks: list[Block] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        opening = _OPENING.match(lines[i])
-        if opening is None:
-            i += 1
-            continue
-        indent, fence, info = opening["indent"], opening["fence"], opening["info"].strip()
-        closing = re.compile(rf"^{re.escape(indent)}{fence[0]}{{{len(fence)},}}[ \t]*$")
-        end = i + 1
-        while end < len(lines) and not closing.match(lines[end]):
-            end += 1
-        body = [line.removeprefix(indent) for line in lines[i + 1 : end]]
-        words = info.split()
-        lang = words[0].strip("{}.").lower() if words else ""
-        title = _TITLE.search(info)
-        blocks.append(
-            Block(
-                path,
-                i + 2,
-                lang,
-                (title["dq"] if title["dq"] is not None else title["sq"]) if title else None,
-                "\n".join(body) + "\n",
-            )
-        )
-        i = end + 1
-    return blocks
-
-
 PAGES = sorted(DOCS.rglob("*.md"))
 BLOCKS = {page: fenced_blocks(page, page.read_text(encoding="utf-8")) for page in PAGES}
 RUNNABLE = {page: [b for b in blocks if b.lang == "python"] for page, blocks in BLOCKS.items()}
@@ -151,29 +89,6 @@ PAGES_WITH_CODE = [page for page, blocks in RUNNABLE.items() if blocks]
 
 def page_id(page: Path) -> str:
     return page.relative_to(DOCS).as_posix()
-
-
-def expand(block: Block) -> tuple[str, str, int]:
-    """The block's source with its includes expanded, the file name and line to report.
-
-    Snippet directives take either form pymdownx.snippets knows: `--8<-- "path"` on one line, or
-    a `--8<--` line, paths one a line, and a closing `--8<--` line (the form to use in Python
-    blocks: the one-line form is valid Python, which formatters would rewrite).
-    """
-    parts = list(_expand_lines(block.code.splitlines()))
-    paths = [part for part in parts if isinstance(part, Path)]
-    if not paths:
-        return block.code, str(block.path), block.line
-    if len(parts) == 1:  # the block is one included file: report its own lines
-        return (ROOT / paths[0]).read_text(encoding="utf-8"), str(ROOT / paths[0]), 1
-    text = [(ROOT / p).read_text(encoding="utf-8") if isinstance(p, Path) else p for p in parts]
-    return "\n".join(text) + "\n", block.where, 1  # lines no longer match the page's
-
-
-def module_name(title: str) -> str:
-    """`my_plugins.py` -> `my_plugins`; `pkg/__init__.py` -> `pkg`."""
-    assert title.endswith(".py"), f"a Python block's title must be a file name, got {title!r}"
-    return title.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
 
 # --------------------------------------------------------------------------- page setup
@@ -215,36 +130,6 @@ PAGE_SETUP: dict[str, Callable[[Path, pytest.MonkeyPatch], AbstractContextManage
 # --------------------------------------------------------------------------- running
 
 
-def _new_threads(before: set[threading.Thread]) -> list[str]:
-    leftover = [t for t in threading.enumerate() if t not in before]
-    for thread in leftover:
-        thread.join(timeout=5)
-    return [t.name for t in leftover if t.is_alive()]
-
-
-def run_page(page: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run the page's blocks in order, in one fresh module, as the module docstring says."""
-    name = "docs_" + re.sub(r"\W", "_", page_id(page).removesuffix(".md"))
-    namespace = types.ModuleType(name)
-    monkeypatch.setitem(sys.modules, name, namespace)
-    for block in RUNNABLE[page]:
-        source, filename, line = expand(block)
-        code = compile("\n" * (line - 1) + source, filename, "exec", dont_inherit=True)
-        target = namespace
-        if block.title is not None:
-            target = types.ModuleType(module_name(block.title))
-            target.__file__ = block.title
-            monkeypatch.setitem(sys.modules, target.__name__, target)
-        before = set(threading.enumerate())
-        started = time.perf_counter()
-        exec(code, vars(target))
-        elapsed = time.perf_counter() - started
-        leftover = _new_threads(before)
-        assert not leftover, f"{block.where}: threads still running after the block: {leftover}"
-        budget = PROCESS_BLOCK_BUDGET if 'with_executor("process"' in source else BLOCK_BUDGET
-        assert elapsed < budget, f"{block.where}: took {elapsed:.2f} s (> {budget} s)"
-
-
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=page_id)
 def test_page_code_runs(
@@ -252,7 +137,7 @@ def test_page_code_runs(
 ) -> None:
     setup = PAGE_SETUP.get(page_id(page))
     with setup(tmp_path, monkeypatch) if setup else contextlib.nullcontext():
-        run_page(page, monkeypatch)
+        run_page(page, lambda n, m: monkeypatch.setitem(sys.modules, n, m), budget)
 
 
 # --------------------------------------------------------------------------- the rules
@@ -416,4 +301,15 @@ def test_docstring_example_runs(block: Block) -> None:
     manager = namespace.get("manager")
     if isinstance(manager, tasker.TaskManager):
         manager.stop()  # an example that only builds a manager leaves stopping it to its reader
-    assert not _new_threads(before)
+    assert not new_threads(before)
+
+
+def test_the_plugin_guide_shows_the_example_plugin_as_it_is() -> None:
+    """The guide carries the example's files verbatim, readable where Markdown is shown raw."""
+    blocks = {b.title: b.code for b in BLOCKS[DOCS / "plugins.md"] if b.title is not None}
+    example = ROOT / "examples" / "plugins"
+    plugin = (example / "tasker_example_plugins" / "__init__.py").read_text(encoding="utf-8")
+    assert blocks["tasker_example_plugins/__init__.py"] == plugin
+    toml = (example / "pyproject.toml").read_text(encoding="utf-8")
+    assert blocks["examples/plugins/pyproject.toml"] == toml
+    assert "--8<--" not in (DOCS / "plugins.md").read_text(encoding="utf-8")
