@@ -17,14 +17,14 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextlib import suppress
 from functools import partial
 from threading import get_ident
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from tasker._core import Core
+from tasker._lifecycle import Step, Steps, drive, start_steps, supervise_steps, worker_steps
 from tasker._queue import EXIT
-from tasker._run_task import Call, Destroy, run_task_steps
+from tasker._run_task import run_task_steps
 from tasker._task import _CURRENT, TaskRecord, new_async_task_future, not_awaitable
 from tasker._worker import Worker
-from tasker.errors import ResourceCreationError
 from tasker.executors import AsyncPlace, Executor, LocalAsyncPlace, make_place
 
 __all__ = ["AsyncRuntime"]
@@ -184,6 +184,22 @@ async def _run_in(task: TaskRecord[Any], resource: Any) -> Any:
     return outcome if done else await outcome
 
 
+class _Driven(Generic[T]):
+    """A lifecycle driven by awaiting: `await` it once, or `run()` it as a task's coroutine."""
+
+    __slots__ = ("_driver",)
+
+    def __init__(self, driver: Generator[Any, Any, T]) -> None:
+        self._driver = driver
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        return self._driver
+
+    async def run(self) -> T:
+        """Drive the lifecycle to its end."""
+        return await self
+
+
 class AsyncRuntime:
     """Runs a core on asyncio tasks of the running event loop."""
 
@@ -221,16 +237,6 @@ class AsyncRuntime:
 
     # -------------------------------------------------------------- Runtime API
 
-    def spawn(
-        self, core: Core[Any], worker: Worker, startup: asyncio.Future[Any] | None = None
-    ) -> None:
-        """Start a worker's loop as an asyncio task."""
-        report = startup if startup is not None else self._loop.create_future()
-        worker.handle = self._executor.start_worker(
-            lambda: self._worker_main(core, worker, report),
-            name=f"{core.config.name}-worker-{worker.worker_id}",
-        )
-
     def interrupt(self, task: TaskRecord[Any]) -> None:
         """Cancel the running attempt of `task`; its worker absorbs the cancellation."""
         assert self._core is not None
@@ -253,52 +259,12 @@ class AsyncRuntime:
     async def start(self, core: Core[Any]) -> None:
         """Fill the pool, start the base workers and the supervisor; raise if any part fails."""
         self._core = core
-        cfg = core.config
-        created: list[Any] = []
-        try:
-            for _ in range(cfg.pool_size):
-                resource, pooled = core.pool.reserve()
-                try:
-                    created.append((await _call_hook(cfg.on_create), pooled))
-                except asyncio.CancelledError:
-                    core.pool.creation_failed(pooled)
-                    raise
-                except BaseException as error:  # user code: any exception is a failed creation
-                    core.pool.creation_failed(pooled)
-                    raise ResourceCreationError(
-                        f"on_create failed while filling the resource pool: {error!r}"
-                    ) from error
-        except ResourceCreationError:
-            for resource, pooled in created:
-                core.pool.give_back(resource, pooled, healthy=False)
-                await self._destroy(core, resource)
-            raise
-        for resource, pooled in created:
-            core.pool.give_back(resource, pooled, healthy=True)
-        startups = []
-        for _ in range(cfg.workers):
-            startup: asyncio.Future[Any] = self._loop.create_future()
-            self.spawn(core, core.new_worker(burst=False), startup)
-            startups.append(startup)
-        failures = [error for error in await asyncio.gather(*startups) if error is not None]
-        if failures:
-            await self._finish(core)
-            raise ResourceCreationError(
-                f"on_create failed for {len(failures)} of {cfg.workers} base workers while "
-                f"building manager {cfg.name!r}: {failures[0]!r}"
-            ) from failures[0]
-        core.opened()
-        self._supervisor = self._loop.create_task(
-            self._supervise(core), name=f"{cfg.name}-supervisor"
-        )
+        await self._drive(start_steps(core))
 
     async def join(self, timeout: float | None) -> bool:
         """Wait until every worker has exited and every resource is destroyed."""
-        core = self._core
-        assert core is not None
-        terminated = self.terminated
         try:
-            await asyncio.wait_for(terminated.wait(), timeout)
+            await asyncio.wait_for(self.terminated.wait(), timeout)
         except TimeoutError:
             return False
         supervisor = self._supervisor
@@ -306,95 +272,106 @@ class AsyncRuntime:
             await supervisor
         return True
 
-    async def _supervise(self, core: Core[Any]) -> None:
-        interval = core.config.policy.interval
-        wake = self.wake
-        while True:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), interval)
-            wake.clear()
-            grow = core.supervisor_tick()
-            if grow is None:
-                break
-            for _ in range(grow):
-                self.spawn(core, core.new_worker(burst=True))
-        await self._finish(core)
+    async def run_task(self, core: Core[R], fn: Callable[[R], Any], *, once: bool) -> Any:
+        """Run `fn` now, in the calling task, on a pooled or temporary resource."""
+        return await self._drive(run_task_steps(core, fn, once=once))
 
-    async def _finish(self, core: Core[Any]) -> None:
-        workers = core.finish_begin()
-        for resource in core.pool.close():
-            await self._destroy(core, resource)
-        handles = [w.handle for w in workers if w.handle is not None]
-        if handles:
-            await asyncio.wait(handles)
-        await self.calls_done.wait()
-        core.finish_end()
+    def _drive(self, steps: Steps[T]) -> _Driven[T]:
+        """Run a lifecycle in the awaiting task, performing each step by awaiting."""
+        return _Driven(drive(steps, self._perform))
 
-    # ----------------------------------------------------------------- workers
+    def _perform(self, step: Step) -> Generator[Any, Any, Any]:
+        awaitable: Awaitable[Any] = getattr(self, step.action)(*step.args)
+        return (yield from awaitable.__await__())
 
-    async def _worker_main(
-        self, core: Core[Any], worker: Worker, startup: asyncio.Future[Any]
-    ) -> None:
-        """A worker task: create a resource, serve tasks, start afresh when unhealthy."""
-        fail_fast = not worker.burst
-        try:
-            while await self._acquire(core, worker, startup if fail_fast else None):
-                if not startup.done():
-                    startup.set_result(None)
-                fail_fast = False
-                if not await self._serve(core, worker):
-                    return
-                core.worker_replaced(worker)
-        finally:
-            if not startup.done():
-                startup.set_result(None)
-            core.worker_exited(worker)
+    # the actions of the lifecycles (see `_lifecycle`), performed by awaiting
 
-    async def _acquire(
-        self, core: Core[Any], worker: Worker, startup: asyncio.Future[Any] | None
-    ) -> bool:
-        """Create the worker's resource; `False` if the worker should leave instead."""
-        backoff = core.config.backoff
-        shutdown = self.shutdown
-        failures = 0
-        while not shutdown.is_set():
-            place = self._new_place(core)
-            try:
-                await place.create()
-            except asyncio.CancelledError:
-                raise
-            except BaseException as error:  # user code: any exception is a failed creation
-                failures += 1
-                core.creation_failed(worker, error, failures)
-                if startup is not None:
-                    startup.set_result(error)
-                    return False
-                try:
-                    await asyncio.wait_for(shutdown.wait(), backoff.delay(failures))
-                except TimeoutError:
-                    if core.try_retire(worker):
-                        return False
-                    continue
-                return False
-            core.worker_ready(worker, place)
-            return True
-        return False
+    async def create_resource(self) -> Any:
+        """Call (and await, if need be) `on_create()`."""
+        assert self._core is not None
+        return await _call_hook(self._core.config.on_create)
 
-    def _new_place(self, core: Core[Any]) -> AsyncPlace:
-        cfg = core.config
+    async def destroy_resource(self, resource: Any) -> None:
+        """Call (and await) `on_destroy(resource)`, if there is one."""
+        assert self._core is not None
+        if (on_destroy := self._core.config.on_destroy) is not None:
+            await _call_hook(on_destroy, resource)
+
+    async def open_place(self) -> AsyncPlace:
+        """Make a worker's place and create its resource there."""
+        assert self._core is not None
+        cfg = self._core.config
         place: AsyncPlace = make_place(
             self._executor, cfg.on_create, cfg.on_destroy, LocalAsyncPlace
         )
+        await place.create()
         return place
 
-    async def _destroy_place(self, core: Core[Any], worker: Worker) -> None:
-        place, worker.place = worker.place, None
+    async def close_place(self, place: AsyncPlace) -> None:
+        """Destroy the resource of a worker's place."""
+        await place.destroy()
+
+    async def call(self, task: TaskRecord[Any], resource: Any) -> Any:
+        """Run a `run_task` call in the calling task."""
+        assert self._core is not None
+        if self._core.observers.task_attempt_context:
+            return await _run_scoped(task, resource, None)
+        return await _run_in(task, resource)
+
+    async def pause(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the shutdown; whether it came."""
         try:
-            await place.destroy()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as error:  # user code: logged, never raised
-            core.destroy_failed(error, worker)
+            await asyncio.wait_for(self.shutdown.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def start_worker(self, worker: Worker) -> asyncio.Future[BaseException | None]:
+        """Start a worker's loop as an asyncio task."""
+        core = self._core
+        assert core is not None
+        startup: asyncio.Future[BaseException | None] = self._loop.create_future()
+
+        def report(error: BaseException | None) -> None:
+            if not startup.done():
+                startup.set_result(error)
+
+        worker.handle = self._executor.start_worker(
+            lambda: self._drive(worker_steps(core, worker, report)).run(),
+            name=f"{core.config.name}-worker-{worker.worker_id}",
+        )
+        return startup
+
+    async def started(self, startup: asyncio.Future[BaseException | None]) -> BaseException | None:
+        """Wait until a new worker's first creation ended."""
+        return await startup
+
+    async def start_supervisor(self) -> None:
+        """Start the supervisor task, which scales and, at the end, finishes."""
+        core = self._core
+        assert core is not None
+        self._supervisor = self._loop.create_task(
+            self._drive(supervise_steps(core)).run(), name=f"{core.config.name}-supervisor"
+        )
+
+    async def wait_wake(self) -> None:
+        """Sleep until woken, a scaling interval at most."""
+        assert self._core is not None
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), self._core.config.policy.interval)
+        self.wake.clear()
+
+    async def join_workers(self, workers: list[Worker]) -> None:
+        """Wait until every worker task has exited."""
+        handles = [w.handle for w in workers if w.handle is not None]
+        if handles:
+            await asyncio.wait(handles)
+
+    async def calls_finished(self) -> None:
+        """Wait until no `run_task` call holds a resource."""
+        await self.calls_done.wait()
+
+    # ----------------------------------------------------------------- workers
 
     async def _wait_token(self, core: Core[Any], worker: Worker) -> object:
         """Wait for a token when none is ready; `_IDLE` when an idle burst worker may retire."""
@@ -409,7 +386,7 @@ class AsyncRuntime:
         finally:
             core.idle_end()
 
-    async def _serve(self, core: Core[Any], worker: Worker) -> bool:
+    async def serve(self, worker: Worker) -> bool:
         """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`).
 
         The common case, a token already waiting and a task with no timeout and no plugin
@@ -417,61 +394,59 @@ class AsyncRuntime:
         Such tasks never give the loop a turn, so after `_STREAK` tasks in a row the worker
         yields once: a long backlog of quick tasks must not starve the rest of the program.
         """
+        core = self._core
+        assert core is not None
         next_task = core.next_task
         channel = self.channel
         observers = core.observers
         streak = 0
-        try:
-            while True:
-                try:
-                    token = channel.get_nowait()
-                except asyncio.QueueEmpty:
-                    streak = 0
-                    # no attempt runs, so no interruption can come: a cancellation here is
-                    # the worker's own (`_receive_interruption` took any late one already)
-                    token = await self._wait_token(core, worker)
-                if token is _IDLE:
-                    if core.try_retire(worker):
-                        return False
-                    continue
-                if token is EXIT:
+        while True:
+            try:
+                token = channel.get_nowait()
+            except asyncio.QueueEmpty:
+                streak = 0
+                # no attempt runs, so no interruption can come: a cancellation here is
+                # the worker's own (`_receive_interruption` took any late one already)
+                token = await self._wait_token(core, worker)
+            if token is _IDLE:
+                if core.try_retire(worker):
                     return False
-                task = next_task(worker)
-                if task is None:
-                    continue  # cancelled or drained since it was queued
-                start = core.attempt_started(task, worker)
-                if (
-                    task.timeout is not None
-                    or observers.task_attempt_context
-                    or worker.place.__class__ is not LocalAsyncPlace
-                ):
-                    replace = await self._run(core, worker, task, start, None)
+                continue
+            if token is EXIT:
+                return False
+            task = next_task(worker)
+            if task is None:
+                continue  # cancelled or drained since it was queued
+            start = core.attempt_started(task, worker)
+            if (
+                task.timeout is not None
+                or observers.task_attempt_context
+                or worker.place.__class__ is not LocalAsyncPlace
+            ):
+                replace = await self._run(core, worker, task, start, None)
+            else:
+                try:
+                    done, outcome = _start(task, worker.resource)
+                except BaseException as error:  # raised before its first suspension
+                    replace = self._failed(core, worker, task, error, start)
                 else:
-                    try:
-                        done, outcome = _start(task, worker.resource)
-                    except BaseException as error:  # raised before its first suspension
-                        replace = self._failed(core, worker, task, error, start)
+                    if done:
+                        core.attempt_succeeded(worker, task, outcome, start)
+                        replace = False
                     else:
-                        if done:
-                            core.attempt_succeeded(worker, task, outcome, start)
-                            replace = False
-                        else:
-                            replace = await self._run(core, worker, task, start, outcome)
-                        outcome = None
-                task = None  # hold no settled task (nor its result) while waiting for the next
-                if worker.interrupted:  # the attempt ended without our cancellation reaching it
-                    await self._receive_interruption(worker)
-                if replace:
-                    return True
-                if worker.burst and core.retiring and core.try_retire(worker):
-                    return False  # idle between two tasks: leave as the policy asks
-                streak += 1
-                if streak == _STREAK:  # whichever way the last tasks went, let the loop run
-                    streak = 0
-                    await asyncio.sleep(0)
-        finally:
-            core.worker_releasing(worker)
-            await self._destroy_place(core, worker)
+                        replace = await self._run(core, worker, task, start, outcome)
+                    outcome = None
+            task = None  # hold no settled task (nor its result) while waiting for the next
+            if worker.interrupted:  # the attempt ended without our cancellation reaching it
+                await self._receive_interruption(worker)
+            if replace:
+                return True
+            if worker.burst and core.retiring and core.try_retire(worker):
+                return False  # idle between two tasks: leave as the policy asks
+            streak += 1
+            if streak == _STREAK:  # whichever way the last tasks went, let the loop run
+                streak = 0
+                await asyncio.sleep(0)
 
     async def _run(
         self,
@@ -558,51 +533,3 @@ class AsyncRuntime:
                 raise  # the worker itself is being cancelled too
             return
         self._absorb(worker)  # it had reached the attempt, which swallowed it
-
-    # -------------------------------------------------------------- resources
-
-    async def _destroy(self, core: Core[Any], resource: Any, worker: Worker | None = None) -> None:
-        on_destroy = core.config.on_destroy
-        if on_destroy is None:
-            return
-        try:
-            await _call_hook(on_destroy, resource)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as error:  # user code: logged, never raised
-            core.destroy_failed(error, worker)
-
-    # ---------------------------------------------------------------- run_task
-
-    async def run_task(self, core: Core[R], fn: Callable[[R], Any], *, once: bool) -> Any:
-        """Run `fn` now, in the calling task, on a pooled or temporary resource."""
-        task = core.run_task_record(fn, once=once)
-        try:
-            return await self._run_task_steps(core, task)
-        finally:
-            core.run_task_returned()
-
-    async def _run_task_steps(self, core: Core[R], task: TaskRecord[Any]) -> Any:
-        steps = run_task_steps(core, task)
-        outcome: Any = None
-        failure: BaseException | None = None
-        while True:
-            try:
-                step = steps.send(outcome) if failure is None else steps.throw(failure)
-            except StopIteration as done:
-                return done.value
-            outcome, failure = None, None
-            if isinstance(step, Destroy):
-                await self._destroy(core, step.resource)
-                continue
-            try:
-                if isinstance(step, Call):
-                    outcome = await (
-                        _run_scoped(task, step.resource, None)
-                        if core.observers.task_attempt_context
-                        else _run_in(task, step.resource)
-                    )
-                else:
-                    outcome = await _call_hook(core.config.on_create)
-            except BaseException as error:  # handed to the steps, which decide
-                failure = error

@@ -533,11 +533,11 @@ class Core(Generic[R]):
             self.log(logging.INFO, Event.MANAGER_RECOVERED, worker_id=worker.worker_id)
 
     def worker_releasing(self, worker: Worker) -> Any:
-        """A worker is about to destroy its resource; return it."""
-        resource, worker.resource = worker.resource, None
+        """A worker is about to destroy its resource; return its place."""
+        place, worker.place, worker.resource = worker.place, None, None
         with self._lock:
             self._ready -= 1
-        return resource
+        return place
 
     def worker_replaced(self, worker: Worker) -> None:
         """A worker whose resource turned unhealthy starts afresh, under a new id."""

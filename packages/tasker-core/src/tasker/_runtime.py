@@ -1,5 +1,7 @@
 """What the core needs from a runtime (`_threads`, `_asyncio`), as protocols.
 
+The lifecycles (`_lifecycle`) need more: the actions they list, which each runtime performs.
+
 Each runtime owns its primitives, typed as its own kind (a `threading.Event`, an
 `asyncio.Event`); the core sees them only as `Signal`s and a `Channel`.
 """
@@ -10,10 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from tasker._core import Core
     from tasker._queue import Channel
     from tasker._task import TaskRecord
-    from tasker._worker import Worker
 
 __all__ = ["Runtime", "Signal"]
 
@@ -72,9 +72,6 @@ class Runtime(Protocol):
         Called as `(core, fn, args, task_id, priority, once, timeout)`.
         """
         ...
-
-    def spawn(self, core: Core[Any], worker: Worker) -> None:
-        """Start a worker's loop."""
 
     def interrupt(self, task: TaskRecord[Any]) -> None:
         """Stop a running task now if the runtime can (asyncio: cancel its attempt)."""

@@ -9,16 +9,16 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
 from tasker._core import Core
+from tasker._lifecycle import Step, Steps, drive, start_steps, supervise_steps, worker_steps
 from tasker._queue import EXIT
-from tasker._run_task import Call, Destroy, run_task_steps
+from tasker._run_task import run_task_steps
 from tasker._task import TaskRecord, new_task_future
 from tasker._worker import Worker
-from tasker.errors import ResourceCreationError
 from tasker.executors import Executor, LocalPlace, Place, make_place, run_here
 
 __all__ = ["ThreadRuntime", "thread_owner"]
@@ -35,8 +35,14 @@ def thread_owner() -> Core[Any] | None:
     return owner
 
 
+def _now(value: T) -> Generator[Any, Any, T]:
+    """What a blocking step hands `drive`: its outcome, already there (it never suspends)."""
+    yield from ()
+    return value
+
+
 class _Startup:
-    """How a new worker's first `on_create` went, for `build()` to wait on."""
+    """How a new worker's first `on_create` went, for `build()` to wait on (first report wins)."""
 
     __slots__ = ("_done", "error")
 
@@ -45,8 +51,9 @@ class _Startup:
         self.error: BaseException | None = None
 
     def report(self, error: BaseException | None) -> None:
-        self.error = error
-        self._done.set()
+        if not self._done.is_set():
+            self.error = error
+            self._done.set()
 
     def wait(self) -> BaseException | None:
         self._done.wait()
@@ -89,14 +96,6 @@ class ThreadRuntime:
     new_record = staticmethod(new_task_future)
     """Thread tasks are `concurrent.futures.Future`s."""
 
-    def spawn(self, core: Core[Any], worker: Worker, startup: _Startup | None = None) -> None:
-        """Start a worker thread."""
-        report = startup if startup is not None else _Startup()
-        worker.handle = self._executor.start_worker(
-            lambda: self._worker_main(core, worker, report),
-            name=f"{core.config.name}-worker-{worker.worker_id}",
-        )
-
     def interrupt(self, task: TaskRecord[Any]) -> None:
         """Ask the place running `task` to stop it.
 
@@ -110,7 +109,6 @@ class ThreadRuntime:
 
     def wait_killed(self, seconds: float) -> bool:
         """Sleep up to `seconds`; `True` as soon as the manager is killed."""
-        assert self._core is not None
         return self.killed_signal.wait(seconds)
 
     # -------------------------------------------------------------- lifecycle
@@ -118,34 +116,10 @@ class ThreadRuntime:
     def start(self, core: Core[Any]) -> None:
         """Fill the pool, start the base workers and the supervisor; raise if any part fails."""
         self._core = core
-        cfg = core.config
-        try:
-            self._fill_pool(core)
-        except ResourceCreationError:
-            self._destroy_all(core, core.pool.close())
-            raise
-        startups = []
-        for _ in range(cfg.workers):
-            startup = _Startup()
-            self.spawn(core, core.new_worker(burst=False), startup)
-            startups.append(startup)
-        failures = [error for s in startups if (error := s.wait()) is not None]
-        if failures:
-            self._finish(core)
-            raise ResourceCreationError(
-                f"on_create failed for {len(failures)} of {cfg.workers} base workers while "
-                f"building manager {cfg.name!r}: {failures[0]!r}"
-            ) from failures[0]
-        core.opened()
-        self._supervisor = threading.Thread(
-            target=self._supervise, args=(core,), name=f"{cfg.name}-supervisor", daemon=True
-        )
-        self._supervisor.start()
+        self._drive(start_steps(core))
 
     def join(self, timeout: float | None) -> bool:
         """Wait until every worker has exited and every resource is destroyed."""
-        core = self._core
-        assert core is not None
         if not self.terminated.wait(timeout):
             return False
         supervisor = self._supervisor
@@ -153,126 +127,139 @@ class ThreadRuntime:
             supervisor.join(timeout)
         return True
 
-    def _fill_pool(self, core: Core[Any]) -> None:
-        created = []
+    def run_task(self, core: Core[R], fn: Callable[[R], T], *, once: bool) -> T:
+        """Run `fn` now in the calling thread on a pooled or temporary resource."""
+        result: T = self._drive(run_task_steps(core, fn, once=once))
+        return result
+
+    def _drive(self, steps: Steps[T]) -> T:
+        """Run a lifecycle in this thread, performing each step by calling."""
+        driver = drive(steps, self._perform)
         try:
-            for _ in range(core.pool.capacity):
-                created.append(self._borrow(core))
-        finally:
-            for resource, pooled in created:
-                self._give_back(core, resource, pooled, healthy=True)
+            driver.send(None)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        raise AssertionError("a thread lifecycle step suspended")
 
-    def _supervise(self, core: Core[Any]) -> None:
-        _owner.core = core
-        interval = core.config.policy.interval
-        wake = self.wake
-        while True:
-            wake.wait(self._expire_deadlines(core, interval))
-            wake.clear()
-            grow = core.supervisor_tick()
-            if grow is None:
-                break
-            for _ in range(grow):
-                self.spawn(core, core.new_worker(burst=True))
-        self._finish(core)
+    def _perform(self, step: Step) -> Generator[Any, Any, Any]:
+        return _now(getattr(self, step.action)(*step.args))
 
-    def _finish(self, core: Core[Any]) -> None:
-        workers = core.finish_begin()
-        self._destroy_all(core, core.pool.close())
+    # the actions of the lifecycles (see `_lifecycle`), performed by blocking
+
+    def create_resource(self) -> Any:
+        """Call `on_create()`."""
+        assert self._core is not None
+        return self._core.config.on_create()
+
+    def destroy_resource(self, resource: Any) -> None:
+        """Call `on_destroy(resource)`, if there is one."""
+        assert self._core is not None
+        on_destroy = self._core.config.on_destroy
+        if on_destroy is not None:
+            on_destroy(resource)
+
+    def open_place(self) -> Place:
+        """Make a worker's place and create its resource there."""
+        assert self._core is not None
+        cfg = self._core.config
+        place: Place = make_place(self._executor, cfg.on_create, cfg.on_destroy, LocalPlace)
+        place.create()
+        return place
+
+    def close_place(self, place: Place) -> None:
+        """Destroy the resource of a worker's place."""
+        place.destroy()
+
+    def call(self, task: TaskRecord[Any], resource: Any) -> Any:
+        """Run a `run_task` call in the calling thread."""
+        return run_here(task, resource)
+
+    def pause(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the shutdown; whether it came."""
+        return self.shutdown.wait(seconds)
+
+    def start_worker(self, worker: Worker) -> _Startup:
+        """Start a worker thread."""
+        core = self._core
+        assert core is not None
+        startup = _Startup()
+        worker.handle = self._executor.start_worker(
+            lambda: self._work(core, worker_steps(core, worker, startup.report)),
+            name=f"{core.config.name}-worker-{worker.worker_id}",
+        )
+        return startup
+
+    def started(self, startup: _Startup) -> BaseException | None:
+        """Wait until a new worker's first creation ended."""
+        return startup.wait()
+
+    def start_supervisor(self) -> None:
+        """Start the supervisor thread, which scales and, at the end, finishes."""
+        core = self._core
+        assert core is not None
+        self._supervisor = threading.Thread(
+            target=self._work,
+            args=(core, supervise_steps(core)),
+            name=f"{core.config.name}-supervisor",
+            daemon=True,
+        )
+        self._supervisor.start()
+
+    def wait_wake(self) -> None:
+        """Sleep until woken or the next deadline, timing out overdue attempts first."""
+        assert self._core is not None
+        self.wake.wait(self._expire_deadlines(self._core, self._core.config.policy.interval))
+        self.wake.clear()
+
+    def join_workers(self, workers: list[Worker]) -> None:
+        """Wait until every worker thread has exited."""
         for worker in workers:
             if worker.handle is not None:
                 worker.handle.join()
+
+    def calls_finished(self) -> None:
+        """Wait until no `run_task` call holds a resource."""
         self.calls_done.wait()
-        core.finish_end()
+
+    def _work(self, core: Core[Any], steps: Steps[None]) -> None:
+        """A worker or supervisor thread: drive its lifecycle."""
+        _owner.core = core
+        self._drive(steps)
 
     # ----------------------------------------------------------------- workers
 
-    def _worker_main(self, core: Core[Any], worker: Worker, startup: _Startup) -> None:
-        """A worker thread: create a resource, serve tasks, start afresh when unhealthy.
-
-        A base worker built with the manager fails fast (`build()` reports the error); any later
-        creation, for a replacement or a burst worker, is retried with capped backoff.
-        """
-        _owner.core = core
-        fail_fast = not worker.burst
-        try:
-            while self._acquire(core, worker, startup if fail_fast else None):
-                startup.report(None)
-                fail_fast = False
-                if not self._serve(core, worker):
-                    return
-                core.worker_replaced(worker)
-        finally:
-            startup.report(startup.error)
-            core.worker_exited(worker)
-
-    def _acquire(self, core: Core[Any], worker: Worker, startup: _Startup | None) -> bool:
-        """Create the worker's resource; `False` if the worker should leave instead."""
-        backoff = core.config.backoff
-        shutdown = self.shutdown
-        failures = 0
-        while not shutdown.is_set():
-            place = self._new_place(core)
-            try:
-                place.create()
-            except BaseException as error:  # user code: any exception is a failed creation
-                failures += 1
-                core.creation_failed(worker, error, failures)
-                if startup is not None:
-                    startup.report(error)
-                    return False
-                if shutdown.wait(backoff.delay(failures)) or core.try_retire(worker):
-                    return False
-                continue
-            core.worker_ready(worker, place)
-            return True
-        return False
-
-    def _new_place(self, core: Core[Any]) -> Place:
-        cfg = core.config
-        place: Place = make_place(self._executor, cfg.on_create, cfg.on_destroy, LocalPlace)
-        return place
-
-    def _serve(self, core: Core[Any], worker: Worker) -> bool:
+    def serve(self, worker: Worker) -> bool:
         """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`)."""
+        core = self._core
+        assert core is not None
         channel = self.channel
         get, get_nowait, next_task = channel.get, channel.get_nowait, core.next_task
         timeout = core.config.policy.interval if worker.burst else None
-        try:
-            while True:
+        while True:
+            try:
+                token = get_nowait()
+            except Empty:
+                core.idle_begin()
                 try:
-                    token = get_nowait()
+                    token = get(timeout=timeout)
                 except Empty:
-                    core.idle_begin()
-                    try:
-                        token = get(timeout=timeout)
-                    except Empty:
-                        token = None
-                    finally:
-                        core.idle_end()
-                    if token is None and core.try_retire(worker):
-                        return False
-                if token is EXIT:
+                    token = None
+                finally:
+                    core.idle_end()
+                if token is None and core.try_retire(worker):
                     return False
-                task = next_task(worker)
-                if task is None:
-                    continue  # cancelled or drained since it was queued
-                replace = self._run(core, worker, task)
-                task = None  # hold no settled task while waiting for the next one
-                if replace:
-                    return True
-                if worker.burst and core.retiring and core.try_retire(worker):
-                    return False  # idle between two tasks: leave as the policy asks
-        finally:
-            core.worker_releasing(worker)
-            self._destroy_place(core, worker)
-
-    def _destroy_place(self, core: Core[Any], worker: Worker) -> None:
-        place, worker.place = worker.place, None
-        try:
-            place.destroy()
-        except BaseException as error:  # user code: logged, never raised
-            core.destroy_failed(error, worker)
+            if token is EXIT:
+                return False
+            task = next_task(worker)
+            if task is None:
+                continue  # cancelled or drained since it was queued
+            replace = self._run(core, worker, task)
+            task = None  # hold no settled task while waiting for the next one
+            if replace:
+                return True
+            if worker.burst and core.retiring and core.try_retire(worker):
+                return False  # idle between two tasks: leave as the policy asks
 
     def _run(self, core: Core[Any], worker: Worker, task: TaskRecord[Any]) -> bool:
         """Run one attempt of `task`; return `True` if the worker must be replaced."""
@@ -321,64 +308,3 @@ class ThreadRuntime:
             if task is not None:
                 core.deadline_passed(task, watch.attempt, now - deadline + (task.timeout or 0.0))
             task = None
-
-    # -------------------------------------------------------------- resources
-
-    def _destroy(self, core: Core[Any], resource: Any, worker: Worker | None = None) -> None:
-        on_destroy = core.config.on_destroy
-        if on_destroy is None:
-            return
-        try:
-            on_destroy(resource)
-        except BaseException as error:  # user code: logged, never raised
-            core.destroy_failed(error, worker)
-
-    def _destroy_all(self, core: Core[Any], resources: list[Any]) -> None:
-        for resource in resources:
-            self._destroy(core, resource)
-
-    def _borrow(self, core: Core[R]) -> tuple[R, bool]:
-        resource, pooled = core.pool.reserve()
-        if resource is not None:
-            return resource, pooled
-        try:
-            return core.config.on_create(), pooled
-        except BaseException as error:  # user code: any exception is a failed creation
-            core.pool.creation_failed(pooled)
-            raise ResourceCreationError(f"on_create failed: {error!r}") from error
-
-    def _give_back(self, core: Core[R], resource: R, pooled: bool, *, healthy: bool) -> None:
-        if core.pool.give_back(resource, pooled, healthy=healthy):
-            self._destroy(core, resource)
-
-    # ---------------------------------------------------------------- run_task
-
-    def run_task(self, core: Core[R], fn: Callable[[R], T], *, once: bool) -> T:
-        """Run `fn` now in the calling thread on a pooled or temporary resource."""
-        task = core.run_task_record(fn, once=once)
-        try:
-            result: T = self._run_task_steps(core, task)
-        finally:
-            core.run_task_returned()
-        return result
-
-    def _run_task_steps(self, core: Core[R], task: TaskRecord[Any]) -> Any:
-        steps = run_task_steps(core, task)
-        outcome: Any = None
-        failure: BaseException | None = None
-        while True:
-            try:
-                step = steps.send(outcome) if failure is None else steps.throw(failure)
-            except StopIteration as done:
-                return done.value
-            outcome, failure = None, None
-            if isinstance(step, Destroy):
-                self._destroy(core, step.resource)
-                continue
-            try:
-                if isinstance(step, Call):
-                    outcome = run_here(task, step.resource)
-                else:
-                    outcome = core.config.on_create()
-            except BaseException as error:  # handed to the steps, which decide
-                failure = error

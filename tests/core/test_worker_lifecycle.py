@@ -1,0 +1,156 @@
+"""The manager's and the workers' lifecycles are written once; each runtime only performs them."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from tasker import ResourceCreationError, RetriesExhaustedError, TaskManager
+from tasker._asyncio import AsyncRuntime
+from tasker._lifecycle import ACTIONS, Step, Steps, drive
+from tasker._threads import ThreadRuntime
+from tests.drivers import Driver, each_executor
+from tests.helpers import Resources
+
+
+class TestRuntimesPerformEveryAction:
+    def test_the_thread_runtime_performs_each_action_by_calling(self) -> None:
+        for action in ACTIONS:
+            method = getattr(ThreadRuntime, action)
+            assert not inspect.iscoroutinefunction(method), action
+
+    def test_the_asyncio_runtime_performs_each_action_by_awaiting(self) -> None:
+        for action in ACTIONS:
+            assert inspect.iscoroutinefunction(getattr(AsyncRuntime, action)), action
+
+
+class _Performer:
+    """Performs `double` by calling, and fails `boom`."""
+
+    def double(self, n: int) -> int:
+        return 2 * n
+
+    def boom(self) -> None:
+        raise ValueError("boom")
+
+    def perform(self, step: Step) -> Generator[Any, Any, Any]:
+        yield from ()
+        return getattr(self, step.action)(*step.args)
+
+
+class TestDrive:
+    def test_the_outcome_of_each_step_is_sent_back_and_the_lifecycle_returns(self) -> None:
+        def lifecycle() -> Steps[int]:
+            a = yield Step("double", (2,))
+            b = yield Step("double", (a,))
+            return b + 1
+
+        with pytest.raises(StopIteration) as done:
+            drive(lifecycle(), _Performer().perform).send(None)
+        assert done.value.value == 9
+
+    def test_a_failed_step_is_thrown_into_the_lifecycle_which_decides(self) -> None:
+        seen: list[BaseException] = []
+
+        def lifecycle() -> Steps[str]:
+            try:
+                yield Step("boom")
+            except ValueError as error:
+                seen.append(error)
+            return "recovered"
+
+        with pytest.raises(StopIteration) as done:
+            drive(lifecycle(), _Performer().perform).send(None)
+        assert done.value.value == "recovered"
+        assert [str(e) for e in seen] == ["boom"]
+
+    def test_an_undecided_failure_leaves_the_driver(self) -> None:
+        def lifecycle() -> Steps[None]:
+            yield Step("boom")
+
+        with pytest.raises(ValueError, match="boom"):
+            drive(lifecycle(), _Performer().perform).send(None)
+
+
+@each_executor
+async def test_a_failing_pool_fill_fails_the_build_alike_and_destroys_what_was_made(
+    driver: Driver,
+) -> None:
+    resources = Resources()
+    resources.fail_create = lambda n: n == 2
+    with pytest.raises(
+        ResourceCreationError, match="on_create failed while filling the resource pool"
+    ) as caught:
+        await driver.build(
+            TaskManager.builder()
+            .with_resource(resources.create, resources.destroy)
+            .with_resource_pool(3)
+        )
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert len(resources.created) == 1
+    resources.assert_all_destroyed_once()
+
+
+@each_executor
+async def test_a_replaced_worker_destroys_its_resource_once_and_serves_again(
+    driver: Driver,
+) -> None:
+    resources = Resources()
+    managed = await driver.build(
+        TaskManager.builder()
+        .with_resource(resources.create, resources.destroy)
+        .with_workers(1, max_workers=1)
+        .with_resource_pool(0)
+        .with_health_check(lambda error: not isinstance(error, ConnectionError))
+        .with_max_retries(1)
+    )
+
+    def breaks(resource: Any) -> None:
+        raise ConnectionError("gone")
+
+    with pytest.raises(RetriesExhaustedError):
+        await managed.submit(driver.task(breaks))
+    assert await managed.queue_task(driver.task(lambda r: 7)) == 7
+    assert await managed.stop(10)
+    # the first resource, its replacement after the failure, and the retry's replacement
+    assert len(resources.created) == 3
+    resources.assert_all_destroyed_once()
+
+
+def test_the_asyncio_lifecycle_awaits_without_blocking_the_loop() -> None:
+    asyncio.run(asyncio.wait_for(_build_and_stop_while_the_loop_ticks(), 30))
+
+
+async def _build_and_stop_while_the_loop_ticks() -> None:
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.get_running_loop().create_task(tick())
+    try:
+        resources = Resources()
+
+        async def slow_create() -> object:
+            await asyncio.sleep(0.01)
+            return resources.create()
+
+        manager = await (
+            TaskManager.builder()
+            .with_executor("asyncio")
+            .with_resource(slow_create, resources.destroy)
+            .with_workers(2, max_workers=2)
+            .build()
+        )
+        assert await manager.stop(10)
+    finally:
+        ticker.cancel()
+    assert ticks > 2
+    resources.assert_all_destroyed_once()
