@@ -14,7 +14,7 @@ from tasker._asyncio import AsyncRuntime
 from tasker._lifecycle import ACTIONS, Step, Steps, drive
 from tasker._threads import ThreadRuntime
 from tests.drivers import Driver, each_executor
-from tests.helpers import Resources
+from tests.helpers import Resource, Resources
 
 
 class TestRuntimesPerformEveryAction:
@@ -45,8 +45,8 @@ class _Performer:
 class TestDrive:
     def test_the_outcome_of_each_step_is_sent_back_and_the_lifecycle_returns(self) -> None:
         def lifecycle() -> Steps[int]:
-            a = yield Step("double", (2,))
-            b = yield Step("double", (a,))
+            a: int = yield Step("double", (2,))
+            b: int = yield Step("double", (a,))
             return b + 1
 
         with pytest.raises(StopIteration) as done:
@@ -138,7 +138,7 @@ async def _build_and_stop_while_the_loop_ticks() -> None:
     try:
         resources = Resources()
 
-        async def slow_create() -> object:
+        async def slow_create() -> Resource:
             await asyncio.sleep(0.01)
             return resources.create()
 
