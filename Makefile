@@ -8,14 +8,17 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export NO_MKDOCS_2_WARNING := 1
 # where `make docs-build` writes the site (git-ignored)
 DOCS_SITE ?= site
+# where `make dist` writes the release artifacts (git-ignored)
+DIST ?= dist
 
-.PHONY: help demo test lint typecheck pytest docs docs-build bench examples clean
+.PHONY: help demo test lint typecheck pytest docs docs-build bench dist examples clean
 
 help:
 	@echo "make demo   - run the showcase"
 	@echo "make test   - lint, type-check, run the whole test suite and build the docs strictly"
 	@echo "make bench  - benchmarks against the standard library"
 	@echo "make docs   - serve the documentation site on http://127.0.0.1:8000"
+	@echo "make dist   - wheels and sdists of every package in $(DIST)/, checked for release"
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +37,7 @@ lint: $(VENV)/.synced
 
 typecheck: $(VENV)/.synced
 	$(BIN)/mypy
-	$(BIN)/mypy --strict tests examples benchmarks
+	$(BIN)/mypy --strict tests examples benchmarks tools
 
 pytest: $(VENV)/.synced
 	$(BIN)/pytest
@@ -52,5 +55,9 @@ bench: $(VENV)/.synced
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/process.py
 
+# a wheel and an sdist of every package under packages/, then `twine check` and versions
+dist: $(VENV)/.synced
+	$(BIN)/python -m tools.dist $(DIST)
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(DOCS_SITE)
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(DOCS_SITE) $(DIST)

@@ -5,111 +5,26 @@
 - each adapter, installed alone beside `tasker-core` (plus the test tools), passes its own
   test suite and cannot import the other adapter's dependencies.
 
-Dependencies resolve to the versions of the workspace's lock file, so the installs come from
-uv's cache.
+The wheels are `make dist`'s (`tests/integration/conftest.py`); dependencies resolve to the
+versions of the workspace's lock file, so the installs come from uv's cache.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import tasker_otel
 import tasker_structlog
+from tests.integration.wheels import Venvs, run
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("tasker-core", "tasker-otel", "tasker-structlog")
-UV = Path(sys.executable).parent / "uv"
 TEST_TOOLS = ("pytest", "pytest-timeout")
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def clean_env() -> dict[str, str]:
-    """The environment without the workspace's own virtual environment settings."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH", "PYTHONHOME"}
-        and not key.startswith("TASKER_")
-    }
-    env["UV_PYTHON_DOWNLOADS"] = "never"
-    return env
-
-
-def run(*command: str | Path, cwd: Path = ROOT, timeout: float = 120) -> str:
-    done = subprocess.run(
-        [str(part) for part in command],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-class Venvs:
-    """Wheels of the workspace's packages, and fresh environments to install them into."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.wheels = root / "wheels"
-        for package in PACKAGES:
-            run(UV, "build", "--wheel", "--quiet", "--out-dir", self.wheels, f"packages/{package}")
-        self.constraints = root / "constraints.txt"
-        self.constraints.write_text(
-            run(
-                UV,
-                "export",
-                "--frozen",
-                "--no-hashes",
-                "--no-emit-workspace",
-                "--all-packages",
-                "--no-header",
-                "--no-annotate",
-            ),
-            encoding="utf-8",
-        )
-
-    def wheel(self, package: str) -> str:
-        (found,) = self.wheels.glob(f"{package.replace('-', '_')}-*.whl")
-        return found.as_uri()
-
-    def create(self, name: str, *requirements: str) -> Path:
-        """A fresh environment with `requirements`; return its python."""
-        venv = self.root / name
-        run(UV, "venv", "--quiet", "--clear", "--python", sys.executable, venv)
-        python = venv / "bin" / "python"
-        run(
-            UV,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            python,
-            "--constraints",
-            self.constraints,
-            *requirements,
-        )
-        return python
-
-    def distributions(self, python: Path) -> set[str]:
-        listing = run(UV, "pip", "list", "--python", python, "--format", "json")
-        return {item["name"] for item in json.loads(listing)}
-
-
-@pytest.fixture(scope="module")
-def venvs(tmp_path_factory: pytest.TempPathFactory) -> Venvs:
-    return Venvs(tmp_path_factory.mktemp("packaging"))
 
 
 SCRIPT = """

@@ -1,0 +1,1 @@
+"""Release tooling: `make dist` builds and checks every package (`tools.dist`)."""
