@@ -34,6 +34,10 @@ def where(resource: dict[str, int]) -> int:
     return os.getpid()
 
 
+def pid_and_place(resource: dict[str, int]) -> tuple[int, int]:
+    return resource["pid"], os.getpid()
+
+
 def exit_hard(resource: dict[str, int], marker: str) -> int:
     if not Path(marker).exists():  # only the first attempt dies
         Path(marker).touch()
@@ -122,10 +126,11 @@ class TestProcesses:
     def test_each_worker_owns_a_child_that_holds_its_resource(self, tmp_path: Path) -> None:
         manager = manager_for(workers=2, on_destroy=Destroyer(tmp_path))
         with manager:
-            pids = {manager.queue_task(pid_of) for _ in range(20)}
-            ran = {manager.submit(where).result(30) for _ in range(20)}
+            pairs = {manager.queue_task(pid_and_place) for _ in range(20)}
+            pairs |= {manager.submit(pid_and_place).result(30) for _ in range(20)}
+        pids = {created for created, _ in pairs}
         assert os.getpid() not in pids
-        assert ran <= pids
+        assert all(created == ran for created, ran in pairs)  # in the child holding its resource
         assert len(pids) <= 2
         destroyed = {int(p.name.split("-")[1]) for p in tmp_path.glob("destroyed-*")}
         assert pids <= destroyed  # on_destroy ran in each child
