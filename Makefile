@@ -47,6 +47,7 @@ docs: $(VENV)/.synced
 
 docs-build: $(VENV)/.synced
 	$(BIN)/mkdocs build --strict --clean --site-dir $(DOCS_SITE)
+	$(BIN)/python -m tools.check_site $(DOCS_SITE)
 
 test: lint typecheck pytest docs-build
 

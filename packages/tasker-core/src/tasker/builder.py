@@ -33,7 +33,7 @@ from tasker.scaling import ScalingPolicy
 if TYPE_CHECKING:
     from tasker.async_manager import AsyncTaskManager
 
-__all__ = ["AsyncTaskManagerBuilder", "TaskManagerBuilder"]
+__all__ = ["AsyncBuild", "AsyncTaskManagerBuilder", "TaskManagerBuilder"]
 
 R = TypeVar("R")
 R2 = TypeVar("R2")
@@ -380,7 +380,7 @@ class AsyncTaskManagerBuilder(_Options[R]):
         )
         return self
 
-    def build(self) -> _AsyncBuild[R]:
+    def build(self) -> AsyncBuild[R]:
         """Start building on the running event loop: `await` it, or `async with` it.
 
         The manager is returned once every base worker holds its resource; if any `on_create`
@@ -397,11 +397,14 @@ class AsyncTaskManagerBuilder(_Options[R]):
                 "an AsyncTaskManager must be built inside a running event loop: "
                 "call `await builder.build()` from a coroutine (for example under asyncio.run)"
             ) from None
-        return _AsyncBuild(self._config("asyncio"))
+        return AsyncBuild(self._config("asyncio"))
 
 
-class _AsyncBuild(Generic[R]):
-    """An awaitable manager under construction, usable as `async with` too."""
+class AsyncBuild(Generic[R]):
+    """An `AsyncTaskManager` under construction: `await` it, or use it as `async with`.
+
+    Returned by `AsyncTaskManagerBuilder.build()`; `async with` also stops the manager on exit.
+    """
 
     __slots__ = ("_config", "_manager")
 

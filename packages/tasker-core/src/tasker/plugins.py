@@ -324,7 +324,8 @@ class Plugins:
                 detail = " ".join(str(error).split())
                 raise PluginError(f"tasker plugin {item.name!r}: {detail}") from None
         self._pm.check_pending()  # every implementation has its specification (checked above)
-        self.failed = [(name, error) for name, _, error in _load_entry_points().failed]
+        failed = [(name, error) for name, _, error in _load_entry_points().failed]
+        self.failed: list[tuple[str, BaseException]] = failed
         """Entry points that failed to load: `(name, error)`."""
         self.registries: dict[str, Registry[Any]] = {}
         for kind in KINDS:
