@@ -1,7 +1,8 @@
 """The `tasker` command line.
 
 `tasker plugins` lists the loaded plugins and what they register, and the plugins that
-failed to load with their error (exit status 1 then); `tasker demo` runs the showcase;
+failed to load with their error (exit status 1 then); `tasker demo` runs the showcase (a live
+view on a terminal with rich installed, `--plain` for lines);
 `tasker --version` prints the version.
 """
 
@@ -33,10 +34,10 @@ def _plugins() -> int:
     return 1 if plugins.failed else 0
 
 
-def _demo() -> int:
+def _demo(plain: bool) -> int:
     from tasker.demo import main as demo  # noqa: PLC0415 - only when asked for
 
-    demo()
+    demo(plain=plain)
     return 0
 
 
@@ -50,12 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser(
         "plugins", help="list loaded plugins (and those that failed to load), with their names"
     )
-    commands.add_parser("demo", help="run the showcase (a few seconds)")
+    demo = commands.add_parser(
+        "demo",
+        help="run the showcase (a few seconds): a live view on a terminal with rich installed "
+        '(pip install "tasker-core[cli]"), plain lines otherwise',
+    )
+    demo.add_argument("--plain", action="store_true", help="plain lines, even on a terminal")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    return _plugins() if args.command == "plugins" else _demo()
+    return _plugins() if args.command == "plugins" else _demo(args.plain)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,9 +4,13 @@ A pool of workers, each holding a database connection, serves queries through fo
 
 1. a connection drops mid-query: its worker reconnects and the query is retried;
 2. a burst of urgent checkouts overtakes a backlog of slow reports;
-3. a traffic surge: the pool bursts up to meet it, then shrinks back once it is over,
-   with a live stats line every half second;
+3. a traffic surge: the pool bursts up to meet it, then shrinks back once it is over;
 4. the final metrics.
+
+On a terminal, with rich installed (`pip install "tasker-core[cli]"`), the surge is a live view
+redrawn in place: workers and their busy bars, the queue, the rates, a latency sparkline. Where
+the output is not a terminal (a pipe, a CI log), or without rich, or with `--plain`, it is a
+stats line every half second.
 
 Run it with `make demo`, `tasker demo` or `python -m tasker demo`; set `TASKER_DEMO_FAST=1`
 for a short run.
@@ -19,10 +23,12 @@ import os
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, Protocol
 
 from tasker import Event, TaskManager, UnhealthyOn, current_task
 
@@ -197,48 +203,183 @@ def settle(manager: TaskManager[Connection], timeout: float) -> None:
         time.sleep(0.05)
 
 
-class LiveStats:
-    """Prints a one-line summary of the manager every `tick` seconds, from its own thread."""
+@dataclass(frozen=True)
+class Sample:
+    """The pool at one tick of the live stats."""
 
-    def __init__(self, manager: TaskManager[Connection], tick: float) -> None:
+    elapsed: float
+    active: int
+    burst: int
+    busy: int
+    max_workers: int
+    queued: int
+    rate_in: float
+    rate_out: float
+    latency: float | None  # mean seconds from submission to outcome, of the tasks done this tick
+
+
+class View(Protocol):
+    """Shows each sample: `PlainView` or `LiveView`."""
+
+    def __enter__(self) -> object: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def show(self, sample: Sample) -> None: ...
+
+
+class PlainView:
+    """One stats line per tick: for pipes, logs, and terminals without rich."""
+
+    def __enter__(self) -> PlainView:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def show(self, s: Sample) -> None:
+        bar = "#" * s.busy + "." * (s.active - s.busy)
+        say(
+            f"   {s.elapsed:4.1f}s  workers {s.active:>2} ({s.burst:>2} burst) "
+            f"{bar:<{s.max_workers}}  queued {s.queued:>3}  "
+            f"in {s.rate_in:5.1f}/s  out {s.rate_out:5.1f}/s"
+        )
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """`values` as bars of eight heights, from the smallest to the largest."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(SPARKS[round((v - low) / span * (len(SPARKS) - 1))] for v in values)
+
+
+class LiveView:
+    """A panel redrawn in place on a terminal, with colour (rich)."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.live import Live  # noqa: PLC0415 - rich is optional: only for this view
+
+        self._live = Live(console=console, refresh_per_second=8, transient=False)
+        self._latencies: deque[float] = deque(maxlen=40)
+
+    def __enter__(self) -> LiveView:
+        self._live.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._live.stop()
+
+    def show(self, s: Sample) -> None:
+        if s.latency is not None:
+            self._latencies.append(s.latency)
+        self._live.update(self._render(s), refresh=True)
+
+    def _render(self, s: Sample) -> Any:
+        from rich.panel import Panel  # noqa: PLC0415
+        from rich.table import Table  # noqa: PLC0415
+        from rich.text import Text  # noqa: PLC0415
+
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", justify="right")
+        table.add_column()
+        workers = Text(f"{s.active:>2} ({s.burst:>2} burst)  ")
+        workers.append("█" * s.busy, style="bold green")
+        workers.append("█" * (s.active - s.busy), style="grey50")
+        workers.append("·" * (s.max_workers - s.active), style="grey35")
+        table.add_row("workers", workers)
+        queue = Text(f"{s.queued:>3}  ")
+        queue.append("▮" * min(s.queued, 40), style="yellow")
+        table.add_row("queued", queue)
+        table.add_row("rates", f"in {s.rate_in:5.1f}/s   out {s.rate_out:5.1f}/s")
+        latency = Text(sparkline(self._latencies), style="magenta")
+        if self._latencies:
+            latency.append(f"  {ms(self._latencies[-1])}")
+        table.add_row("latency", latency)
+        legend = Text("█ busy", style="bold green")
+        legend.append("  █ idle", style="grey50")
+        legend.append("  · room to burst", style="grey35")
+        table.add_row("", legend)
+        return Panel(table, title=f"surge  {s.elapsed:4.1f}s", border_style="blue", expand=False)
+
+
+def choose_view(*, plain: bool = False, console: Any = None) -> View:
+    """The live view on a terminal with rich installed; the plain lines otherwise."""
+    if plain:
+        return PlainView()
+    try:
+        from rich.console import Console  # noqa: PLC0415 - an optional dependency
+    except ImportError:
+        return PlainView()
+    console = Console() if console is None else console
+    return LiveView(console) if console.is_terminal else PlainView()
+
+
+class LiveStats:
+    """Samples the manager every `tick` seconds, from its own thread, and shows each sample."""
+
+    def __init__(self, manager: TaskManager[Connection], tick: float, view: View) -> None:
         self._manager = manager
         self._tick = tick
+        self._view = view
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-stats")
         self._started = time.perf_counter()
+        self._lock = threading.Lock()
+        self._latencies: list[float] = []
         self.peak_workers = 0
         self.peak_arrival_rate = 0.0
         self.peak_completion_rate = 0.0
 
     def __enter__(self) -> LiveStats:
+        self._view.__enter__()
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._view.__exit__(*exc_info)
+
+    def timed(self, future: Future[Answer]) -> None:
+        """Count `future`'s latency, from now to its outcome, in the tick it ends in."""
+        submitted = time.perf_counter()
+
+        def done(_: Future[Answer]) -> None:
+            with self._lock:
+                self._latencies.append(time.perf_counter() - submitted)
+
+        future.add_done_callback(done)
 
     def _run(self) -> None:
         while not self._stop.wait(self._tick):
             s = self._manager.stats()
             m = self._manager.metrics()
+            with self._lock:
+                latencies, self._latencies = self._latencies, []
             self.peak_workers = max(self.peak_workers, s.active_workers)
             self.peak_arrival_rate = max(self.peak_arrival_rate, m.task_arrival_rate)
             self.peak_completion_rate = max(self.peak_completion_rate, m.task_completion_rate)
-            elapsed = time.perf_counter() - self._started
-            bar = "#" * s.busy_workers + "." * (s.active_workers - s.busy_workers)
-            say(
-                f"   {elapsed:4.1f}s  workers {s.active_workers:>2} ({s.burst_workers:>2} burst) "
-                f"{bar:<{s.max_workers}}  queued {s.queued_tasks + s.priority_tasks:>3}  "
-                f"in {m.task_arrival_rate:5.1f}/s  out {m.task_completion_rate:5.1f}/s"
+            self._view.show(
+                Sample(
+                    elapsed=time.perf_counter() - self._started,
+                    active=s.active_workers,
+                    burst=s.burst_workers,
+                    busy=s.busy_workers,
+                    max_workers=s.max_workers,
+                    queued=s.queued_tasks + s.priority_tasks,
+                    rate_in=m.task_arrival_rate,
+                    rate_out=m.task_completion_rate,
+                    latency=sum(latencies) / len(latencies) if latencies else None,
+                )
             )
 
 
-def surge(manager: TaskManager[Connection], plan: Plan) -> dict[str, int]:
-    say(
-        f"\n3. A surge ramping up to {plan.surge_rate} queries/s for {plan.surge_seconds:.1f} s, "
-        "then quiet  (# busy worker, . idle worker)"
-    )
+def surge(manager: TaskManager[Connection], plan: Plan, live: LiveStats) -> dict[str, int]:
     rng = random.Random(42)
     futures: list[Future[Answer]] = []
     step = 0.02
@@ -254,7 +395,9 @@ def surge(manager: TaskManager[Connection], plan: Plan) -> dict[str, int]:
             # now and then, a broken query
             table = "nowhere" if n % _BROKEN_EVERY == _BROKEN_EVERY - 1 else "products"
             sql = f"SELECT * FROM {table} WHERE id = {n}"
-            futures.append(manager.submit(partial(query, f"q{n}", sql, rng.uniform(0.02, 0.06))))
+            future = manager.submit(partial(query, f"q{n}", sql, rng.uniform(0.02, 0.06)))
+            live.timed(future)
+            futures.append(future)
         time.sleep(step)
     wait(futures)
 
@@ -334,8 +477,14 @@ def final_metrics(
     )
 
 
-def main() -> None:
-    """Run the showcase (about seven seconds; two with `TASKER_DEMO_FAST=1`)."""
+def main(*, plain: bool = False, console: Any = None) -> None:
+    """Run the showcase (about seven seconds; two with `TASKER_DEMO_FAST=1`).
+
+    Args:
+        plain: print stats lines even on a terminal, instead of the live view.
+        console: the `rich.console.Console` to draw the live view on (default: standard
+            output's); the view is live only if it is a terminal and rich is installed.
+    """
     plan = FAST if os.environ.get("TASKER_DEMO_FAST", "") not in ("", "0") else FULL
     database = Database(seed=7)
     started = time.perf_counter()
@@ -356,8 +505,12 @@ def main() -> None:
         flaky_connection(manager, database)
         priority_overtakes(manager, plan.backlog)
         settle(manager, plan.cool_down)
-        with LiveStats(manager, plan.tick) as live:
-            outcomes = surge(manager, plan)
+        say(
+            f"\n3. A surge ramping up to {plan.surge_rate} queries/s for "
+            f"{plan.surge_seconds:.1f} s, then quiet  (# busy worker, . idle worker)"
+        )
+        with LiveStats(manager, plan.tick, choose_view(plain=plain, console=console)) as live:
+            outcomes = surge(manager, plan, live)
         say(f"   surge done: {outcomes['ok']} queries ok, {outcomes['failed']} bad queries failed")
         elapsed = time.perf_counter() - started
     # The manager is stopped: every worker has exited and every connection is closed.
