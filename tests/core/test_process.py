@@ -220,3 +220,15 @@ class TestOptions:
     def test_the_executor_names_itself(self) -> None:
         assert ProcessExecutor().name == "process"
         assert ProcessExecutor(start_method="forkserver").options.start_method == "forkserver"
+
+
+def test_portable_error_keeps_what_crosses_and_describes_what_cannot() -> None:
+    from tasker.process import portable_error
+
+    plain = ValueError("bad input")
+    assert portable_error(plain) is plain
+    described = portable_error(Unpicklable(threading.Lock()))
+    assert isinstance(described, RemoteTaskError)
+    assert described.type_name.endswith("Unpicklable")
+    assert described.message == "holds a lock"
+    assert "Unpicklable: holds a lock" in described.remote_traceback

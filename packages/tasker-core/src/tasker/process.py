@@ -48,7 +48,13 @@ if TYPE_CHECKING:
 
     from tasker._task import TaskRecord
 
-__all__ = ["ProcessExecutor", "ProcessOptions", "ProcessPlace", "RemoteTaskError"]
+__all__ = [
+    "ProcessExecutor",
+    "ProcessOptions",
+    "ProcessPlace",
+    "RemoteTaskError",
+    "portable_error",
+]
 
 _START_METHODS = ("spawn", "forkserver", "fork")
 
@@ -175,15 +181,25 @@ def _child_main(conn: Connection, hooks: bytes) -> None:  # pragma: no cover - i
 
 def _failure(error: BaseException) -> bytes:  # pragma: no cover - in the child
     """The error as itself if it pickles (and unpickles), else as a `RemoteTaskError`."""
-    text = "".join(traceback.format_exception(error))
+    return pickle.dumps(("error", portable_error(error)))
+
+
+def portable_error(
+    error: BaseException, dumps: Callable[[Any], bytes] = pickle.dumps
+) -> BaseException:
+    """`error` if it survives `dumps` then `pickle.loads`, else a `RemoteTaskError` describing it.
+
+    What a place that runs tasks in another process sends back for a task's exception, so the
+    caller gets the exception itself whenever it can cross, and its type name, message and
+    traceback text when it cannot. Give `dumps` the serializer the transport uses.
+    """
     try:
-        payload = pickle.dumps(("error", error))
-        pickle.loads(payload)
+        pickle.loads(dumps(error))
     except BaseException:
         kind = type(error)
-        remote = RemoteTaskError(f"{kind.__module__}.{kind.__qualname__}", str(error), text)
-        payload = pickle.dumps(("error", remote))
-    return payload
+        text = "".join(traceback.format_exception(error))
+        return RemoteTaskError(f"{kind.__module__}.{kind.__qualname__}", str(error), text)
+    return error
 
 
 # ------------------------------------------------------------------------------ the place
