@@ -195,3 +195,62 @@ def test_an_async_place_is_called_for_every_task_and_a_lost_one_is_replaced(
     asyncio.run(asyncio.wait_for(main(), 30))
     assert RemoteLikePlace.calls == 5
     resources.assert_all_destroyed_once()
+
+
+def test_a_remote_async_attempt_cut_short_replaces_its_worker(resources: Resources) -> None:
+    """A timeout or a cancellation may leave a remote place's attempt running: new place."""
+    RemoteLikePlace.calls, RemoteLikePlace.deaths = 0, 0
+
+    async def rid(resource: Resource) -> int:
+        return resource.rid
+
+    async def main() -> None:
+        manager = await (
+            AsyncTaskManager.builder()
+            .with_executor(RemoteLikeExecutor())
+            .with_resource(resources.create, resources.destroy)
+            .with_workers(1, max_workers=1)
+            .with_resource_pool(0)
+            .with_policy("fixed")
+            .build()
+        )
+        started = asyncio.Event()
+
+        async def stuck(resource: Resource) -> None:
+            started.set()
+            await asyncio.sleep(60)
+
+        assert await manager.queue_task(rid) == 1
+        with pytest.raises(TimeoutError):
+            await manager.submit(stuck, timeout=0.05)
+        assert await manager.queue_task(rid) == 2
+        running = manager.submit(stuck)
+        await asyncio.wait_for(started.wait(), 10)
+        running.cancel()
+        assert await manager.queue_task(rid) == 3
+        assert manager.metrics().total_tasks_retried == 0
+        assert await manager.stop(10)
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    resources.assert_all_destroyed_once()
+
+
+class BothKindsExecutor(ThreadExecutor):
+    """A thread executor with an asyncio form, as an executor serving both managers has."""
+
+    @property
+    def name(self) -> str:
+        return "both"
+
+    def for_asyncio(self) -> AsyncioExecutor:
+        return RemoteLikeExecutor()
+
+
+def test_an_async_builder_takes_the_asyncio_form_of_a_thread_executor() -> None:
+    builder = AsyncTaskManager.builder().with_executor(BothKindsExecutor())
+    assert isinstance(builder._executor, RemoteLikeExecutor)
+    assert isinstance(
+        TaskManager.builder().with_executor(BothKindsExecutor())._executor, BothKindsExecutor
+    )
+    with pytest.raises(ValueError, match="needs an asyncio executor"):
+        AsyncTaskManager.builder().with_executor(ThreadExecutor())

@@ -178,6 +178,11 @@ def _first_step(task: TaskRecord[Any], resource: Any) -> tuple[bool, Any]:
     raise not_awaitable(task, outcome)
 
 
+def _remote(worker: Worker) -> bool:
+    """Whether the worker's place is remote: one whose attempt was cut short is replaced."""
+    return worker.place.__class__ is not LocalAsyncPlace
+
+
 async def _run_in(task: TaskRecord[Any], resource: Any) -> Any:
     """Run the task's function on `resource` in its context; await it if it is a coroutine."""
     done, outcome = _start(task, resource)
@@ -482,7 +487,7 @@ class AsyncRuntime:
         except BaseException as error:
             if deadline is not None and deadline.expired():
                 core.attempt_expired(worker, task, start)
-                return False
+                return _remote(worker)
             return self._failed(core, worker, task, error, start)
         core.attempt_succeeded(worker, task, result, start)
         return False
@@ -499,7 +504,7 @@ class AsyncRuntime:
         if isinstance(error, asyncio.CancelledError):
             if self._absorb(worker):
                 core.attempt_cancelled(worker, task)
-                return False
+                return _remote(worker)
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise error  # the worker itself is being cancelled (the loop is closing)

@@ -374,7 +374,11 @@ class AsyncTaskManagerBuilder(_Options[R]):
         return cast("AsyncTaskManagerBuilder[R2]", self)
 
     def with_executor(self, executor: str | Executor, **options: Any) -> Self:
-        """Choose an asyncio `Executor`, by name with options (the default is `"asyncio"`)."""
+        """Choose an asyncio `Executor`, by name with options (the default is `"asyncio"`).
+
+        A thread executor that also serves async managers (such as `"ray"`) gives its asyncio
+        form through its `for_asyncio()` method.
+        """
         self._executor = self._named(
             "executors", "executor", executor, options, _check_async_executor
         )
@@ -484,6 +488,9 @@ def _check_sync(executor: object) -> Executor:
 
 def _check_async_executor(executor: object) -> Executor:
     checked = _check_executor(executor)
+    for_asyncio = getattr(checked, "for_asyncio", None)
+    if checked.kind != "asyncio" and for_asyncio is not None:
+        checked = _check_executor(for_asyncio())
     if checked.kind != "asyncio":
         raise ValueError(
             f"executor: an async manager needs an asyncio executor, got {checked.name!r}; "

@@ -82,7 +82,12 @@ class Place(Protocol):
 
 
 class AsyncPlace(Protocol):
-    """**Protocol**: a `Place` for asyncio managers: `create`, `call` and `destroy` are awaited."""
+    """**Protocol**: a `Place` for asyncio managers: `create`, `call` and `destroy` are awaited.
+
+    When an attempt is cut short (its timeout, `kill()`, its caller cancelling it), `call` is
+    cancelled: a place whose resource lives elsewhere stops the attempt there (or gives the
+    resource up), and the worker is replaced, its place destroyed and a new one created.
+    """
 
     @property
     def resource(self) -> Any:
@@ -111,7 +116,9 @@ class Executor(Protocol):
     blocking loop) concurrently and return a joinable handle, and make `Place`s; `"asyncio"`
     executors schedule the coroutine `target()` returns on the running loop and return its
     `asyncio.Task`, and make `AsyncPlace`s. An executor without a `place` method keeps every
-    resource in this process, as the built-in ones do.
+    resource in this process, as the built-in ones do. A thread executor that can serve async
+    managers too has a `for_asyncio()` method returning its asyncio form: an
+    `AsyncTaskManager` builder given it (or its name) uses that.
     """
 
     @property
