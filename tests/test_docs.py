@@ -51,7 +51,7 @@ from tests.markdown_blocks import Block, expand, fenced_blocks, new_threads, run
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PACKAGES = ("tasker-core", "tasker-otel", "tasker-structlog")
+PACKAGES = ("tasker-core", "tasker-otel", "tasker-structlog", "tasker-ray")
 SOURCES = [ROOT / "packages" / name / "src" for name in PACKAGES]
 BLOCK_BUDGET = 1.0  # seconds per block
 PROCESS_BLOCK_BUDGET = 20.0  # seconds per block that starts child processes
