@@ -254,3 +254,49 @@ def test_an_async_builder_takes_the_asyncio_form_of_a_thread_executor() -> None:
     )
     with pytest.raises(ValueError, match="needs an asyncio executor"):
         AsyncTaskManager.builder().with_executor(ThreadExecutor())
+
+
+class Refusing(ThreadExecutor):
+    """An executor that readies each task at submit, and refuses the ones it cannot run."""
+
+    def prepare_task(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
+        if any(isinstance(arg, float) for arg in args):
+            raise TypeError("floats cannot cross")
+        return (*args, "prepared")
+
+
+class TestPreparingATask:
+    def test_the_executor_refuses_a_task_at_submit_and_its_places_get_what_it_kept(
+        self, resources: Resources
+    ) -> None:
+        manager = (
+            TaskManager.builder()
+            .with_executor(Refusing())
+            .with_resource(resources.create, resources.destroy)
+            .with_workers(1, max_workers=1)
+            .build()
+        )
+        with manager:
+            with pytest.raises(TypeError, match="floats cannot cross"):
+                manager.submit(lambda r, x: x, 1.5)
+            both: Any = lambda r, x, extra: (x, extra)  # noqa: E731 - given one argument
+            assert manager.submit(both, 1).result(10) == (1, "prepared")
+        assert manager.metrics().total_tasks_arrived == 1
+
+    def test_the_same_hook_serves_asyncio_executors(self) -> None:
+        class AsyncRefusing(AsyncioExecutor):
+            def prepare_task(
+                self, fn: Callable[..., Any], args: tuple[Any, ...]
+            ) -> tuple[Any, ...]:
+                raise TypeError("nothing crosses")
+
+        async def main() -> None:
+            async with AsyncTaskManager.builder().with_executor(AsyncRefusing()).build() as m:
+
+                async def task(_: Any) -> None:
+                    return None
+
+                with pytest.raises(TypeError, match="nothing crosses"):
+                    m.submit(task)
+
+        asyncio.run(main())

@@ -8,13 +8,22 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tasker import RetriesExhaustedError, TaskManager, WorkerCrashedError
+from tasker import (
+    RetriesExhaustedError,
+    TaskFuture,
+    TaskManager,
+    WorkerCrashedError,
+    current_task,
+)
+from tasker.executors import ThreadExecutor
 from tasker.process import ProcessExecutor, ProcessOptions, RemoteTaskError
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -83,6 +92,22 @@ def raise_plain(resource: dict[str, int]) -> None:
     raise ValueError("bad input")
 
 
+def about_me(resource: dict[str, int]) -> tuple[int, int, int | None, bool, bool, int]:
+    task = current_task()
+    assert task is not None
+    pid = task.resource["pid"]
+    return task.task_id, task.attempt, task.worker_id, task.priority, task.once, pid
+
+
+def wait_for_cancellation(resource: dict[str, int], folder: str) -> int:
+    """Sleep until told to stop, leave a mark, return: the child is kept."""
+    task = current_task()
+    assert task is not None
+    if task.sleep(60):
+        Path(folder, f"cancelled-{task.task_id}").touch()
+    return os.getpid()
+
+
 def record_destroy(resource: dict[str, int], folder: str) -> None:
     Path(folder, f"destroyed-{os.getpid()}").touch()
 
@@ -97,6 +122,11 @@ class Destroyer:
         record_destroy(resource, self.folder)
 
 
+def task_id_of(future: Future[Any]) -> int:
+    assert isinstance(future, TaskFuture)
+    return future.task_id
+
+
 @pytest.fixture
 def no_orphans() -> Iterator[None]:
     before = set(multiprocessing.active_children())
@@ -108,7 +138,9 @@ def no_orphans() -> Iterator[None]:
 def manager_for(workers: int = 1, **options: Any) -> TaskManager[dict[str, int]]:
     builder = (
         TaskManager.builder()
-        .with_executor("process", start_method="spawn")
+        .with_executor(
+            "process", start_method="spawn", cancel_grace=options.pop("cancel_grace", 0.0)
+        )
         .with_resource(make_resource, options.pop("on_destroy", None))
         .with_workers(workers, max_workers=workers)
         .with_resource_pool(0)
@@ -166,17 +198,69 @@ class TestProcesses:
                 manager.queue_task(spin)
             assert manager.queue_task(pid_of) != first  # the spinning child is gone
 
-    def test_what_cannot_cross_is_a_clear_error(self) -> None:
+    def test_what_cannot_cross_is_refused_at_submit_naming_it(self) -> None:
+        lock = threading.Lock()
         with manager_for() as manager:
-            with pytest.raises(TypeError, match="cannot be sent to a worker process"):
-                manager.submit(pid_and, threading.Lock()).result(60)
+            with pytest.raises(
+                TypeError, match=r"argument 1 of task 'pid_and', a lock, cannot be sent"
+            ):
+                manager.submit(pid_and, lock)
+            with pytest.raises(TypeError, match=r"the task function '.*<lambda>' cannot be sent"):
+                manager.submit(lambda r: lock)
+            assert manager.metrics().total_tasks_arrived == 0  # nothing was queued
+            assert manager.queue_task(pid_of) > 0
+
+    def test_the_task_knows_itself_in_the_child(self) -> None:
+        with manager_for() as manager:
+            future = manager.submit(about_me, priority=True, once=True)
+            task_id, attempt, worker_id, priority, once, pid = future.result(60)
+            assert (task_id, attempt, priority, once) == (task_id_of(future), 1, True, True)
+            assert worker_id is not None
+            assert pid == manager.queue_task(pid_of)  # the child's own resource
+
+    def test_a_timeout_tells_the_task_in_the_child_and_keeps_a_cooperative_child(
+        self, tmp_path: Path
+    ) -> None:
+        with manager_for(cancel_grace=30) as manager:
+            first = manager.queue_task(pid_of)
+            future = manager.submit(wait_for_cancellation, str(tmp_path), timeout=0.2)
+            with pytest.raises(TimeoutError):
+                future.result(60)
+            assert manager.queue_task(pid_of) == first  # returned in time: the child stays
+            assert (tmp_path / f"cancelled-{task_id_of(future)}").exists()
+            assert manager.metrics().total_tasks_failed == 1
+
+    def test_a_task_that_ignores_the_grace_is_killed_after_it(self) -> None:
+        with manager_for(cancel_grace=0.1, timeout=0.2) as manager:
+            first = manager.queue_task(pid_of)
+            with pytest.raises(TimeoutError):
+                manager.queue_task(spin)
+            assert manager.queue_task(pid_of) != first
+
+    def test_kill_tells_the_running_task_and_its_child_runs_on_destroy(
+        self, tmp_path: Path
+    ) -> None:
+        manager = manager_for(cancel_grace=30, on_destroy=Destroyer(tmp_path))
+        pid = manager.queue_task(pid_of)
+        started = manager.submit(wait_for_cancellation, str(tmp_path))
+        assert wait_until(started.running)  # claimed by its worker: kill() interrupts it
+        assert manager.kill().abandoned_tasks == 1
+        assert manager.join(60)
+        assert (tmp_path / f"cancelled-{task_id_of(started)}").exists()
+        assert (tmp_path / f"destroyed-{pid}").exists()
+
+    def test_what_cannot_come_back_is_a_clear_error(self) -> None:
+        with manager_for() as manager:
             with pytest.raises(TypeError, match="cannot be sent back from its process"):
                 manager.queue_task(unpicklable_result)
             with pytest.raises(RemoteTaskError, match="Unpicklable: holds a lock") as raised:
                 manager.queue_task(raise_unpicklable)
             assert "raise_unpicklable" in raised.value.remote_traceback
-            with pytest.raises(ValueError, match="bad input"):
+            with pytest.raises(ValueError, match="bad input") as plain:
                 manager.queue_task(raise_plain)
+            (note,) = plain.value.__notes__
+            assert note.startswith("in the worker process:")
+            assert "raise_plain" in note
             assert manager.queue_task(pid_of) > 0  # the worker survived all of it
 
     def test_kill_answers_every_caller_and_leaves_no_child(self) -> None:
@@ -206,7 +290,7 @@ class TestSerializers:
         )
         with manager:
             with pytest.raises(TypeError, match="cannot be sent to a worker process"):
-                manager.queue_task(lambda r: 1)
+                manager.submit(lambda r: 1)  # refused at once, never queued
             assert manager.queue_task(pid_of) > 0
 
 
@@ -216,6 +300,14 @@ class TestOptions:
             ProcessOptions(start_method="thread")  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="unexpected keyword"):
             TaskManager.builder().with_executor("process", start_methd="spawn")
+
+    def test_the_grace_is_checked(self) -> None:
+        with pytest.raises(ValueError, match="cancel_grace"):
+            ProcessOptions(cancel_grace=-1)
+
+    def test_only_executors_that_cross_a_boundary_prepare_tasks(self) -> None:
+        assert not hasattr(ThreadExecutor(), "prepare_task")  # the thread path pays nothing
+        assert hasattr(ProcessExecutor(), "prepare_task")
 
     def test_the_executor_names_itself(self) -> None:
         assert ProcessExecutor().name == "process"

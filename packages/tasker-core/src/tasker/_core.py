@@ -90,6 +90,10 @@ class Core(Generic[R]):
         self.killed_signal = runtime.killed_signal
         self.terminated = runtime.terminated
         self.wake = runtime.wake  # the supervisor has something to look at
+        # an executor whose tasks cross a boundary readies each one as it is submitted
+        self._prepare: Callable[[Callable[..., Any], tuple[Any, ...]], tuple[Any, ...]] | None = (
+            getattr(config.executor, "prepare_task", None)
+        )
 
     # ----------------------------------------------------------------- start
 
@@ -130,6 +134,8 @@ class Core(Generic[R]):
             timeout = self.config.timeout
         else:  # math.inf: no limit for this task, whatever the manager's default
             timeout = validate.time_limit("timeout", timeout)
+        if self._prepare is not None:  # raises what cannot cross, in the submitter
+            args = self._prepare(fn, args)
         task = self._new_record(self, fn, args, next(self._task_ids), priority, once, timeout)
         with self._lock:
             if not self.accepting:

@@ -335,14 +335,23 @@ def not_awaitable(task: TaskRecord[Any], outcome: object) -> TypeError:
     )
 
 
-def call_in_scope(task: TaskRecord[Any], resource: Any, worker_id: int | None) -> Any:
-    """`call_in_task` inside the plugins' attempt context managers, if they give any."""
+def call_in_scope(
+    task: TaskRecord[Any],
+    resource: Any,
+    worker_id: int | None,
+    call: Callable[[TaskRecord[Any], Any], Any] = call_in_task,
+) -> Any:
+    """`call(task, resource)` inside the plugins' attempt context managers, if they give any.
+
+    `call` runs the attempt: `call_in_task` here, a place's remote call for a task that runs
+    in another process (its span still covers the attempt, seen from the manager).
+    """
     scope = task._core.observers.attempt_scope(task, worker_id)
     if scope is None:
-        return call_in_task(task, resource)
+        return call(task, resource)
     scope.enter()
     try:
-        result = call_in_task(task, resource)
+        result = call(task, resource)
     except BaseException as error:
         scope.exit(error)
         raise

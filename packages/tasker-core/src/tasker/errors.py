@@ -8,11 +8,13 @@ executors use.
 from __future__ import annotations
 
 from concurrent.futures import CancelledError
+from typing import Any
 
 __all__ = [
     "CancelledError",
     "ManagerBrokenError",
     "ManagerClosedError",
+    "RemoteTaskError",
     "ResourceCreationError",
     "RetriesExhaustedError",
     "TaskerError",
@@ -65,3 +67,22 @@ class WorkerCrashedError(TaskerError):
     task retried (never a once-task); a caller whose retries are exhausted gets
     `RetriesExhaustedError` chaining it, a once-task's caller gets it directly.
     """
+
+
+class RemoteTaskError(TaskerError):
+    """A task raised, in another process, an exception that could not be sent back as itself.
+
+    Attributes:
+        type_name: the qualified name of the exception's type.
+        message: the exception's message (`str(exception)`).
+        remote_traceback: the traceback text, as the remote process printed it.
+    """
+
+    def __init__(self, type_name: str, message: str, remote_traceback: str) -> None:
+        super().__init__(f"{type_name}: {message}\n\nin the worker process:\n{remote_traceback}")
+        self.type_name = type_name
+        self.message = message
+        self.remote_traceback = remote_traceback
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
+        return (type(self), (self.type_name, self.message, self.remote_traceback))

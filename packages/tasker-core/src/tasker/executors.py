@@ -119,6 +119,12 @@ class Executor(Protocol):
     resource in this process, as the built-in ones do. A thread executor that can serve async
     managers too has a `for_asyncio()` method returning its asyncio form: an
     `AsyncTaskManager` builder given it (or its name) uses that.
+
+    An executor whose places run tasks elsewhere may also define
+    `prepare_task(fn, args) -> tuple`: `submit` calls it in the submitter, before the task is
+    queued, and the task record keeps what it returns as its `args` (the task serialized once,
+    say), which its places receive. Raising there (a `TypeError` naming what cannot cross)
+    refuses the task at once. Executors without it cost `submit` nothing.
     """
 
     @property

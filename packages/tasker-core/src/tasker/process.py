@@ -10,17 +10,16 @@ worker, which owns the resource for its whole life. That buys three things threa
   child with a fresh resource and the task retried (never a once-task); every other worker and
   queued task carries on. After `max_retries` the caller gets `RetriesExhaustedError` chaining
   a [`WorkerCrashedError`][tasker.WorkerCrashedError] that names the exit code or signal.
-- **Timeouts that really stop**: an attempt past its timeout has its child terminated; the
-  caller gets `TimeoutError` and the worker starts a fresh child.
+- **Timeouts that really stop**: an attempt past its timeout has its child killed (after
+  `cancel_grace` seconds, if given, in which the task sees `current_task().cancelled`); the
+  caller gets `TimeoutError` at once and the worker starts a fresh child.
 
-What crosses the boundary is serialized: the hooks once per child, each task's function and
-arguments on the way in, its result or exception on the way out. With `cloudpickle` installed
-(the `tasker-core[process]` extra) lambdas and closures cross too; otherwise the standard
-`pickle` applies (module-level functions only). A task whose function, arguments or result
-cannot cross fails with `TypeError` naming what could not; an exception that cannot be pickled
-back arrives as [`RemoteTaskError`][tasker.process.RemoteTaskError], carrying its type name,
-message and the child's traceback text. A task runs in the child without the submitter's
-`contextvars` and without `current_task()`.
+What crosses the boundary follows [`tasker.serialization`][tasker.serialization]: the hooks
+once per child; each task's function and arguments once, when it is submitted (what cannot
+cross is a `TypeError` from `submit`, naming the function or the argument); its result or
+exception on the way back. A task runs in the child without the submitter's `contextvars`;
+`current_task()` there gives its id, attempt, worker and the child's resource, and its
+`cancelled` turns `True` when a timeout or `kill()` asks the task to stop.
 
 The default start method is `"spawn"`: a fresh interpreter per child, safe whatever threads the
 manager's process runs (forking a process that has threads may copy a lock held by another
@@ -30,18 +29,33 @@ safety; `"fork"` is fastest and unsafe with threads, which every manager has.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import pickle
+import select
 import signal
-import traceback
+import struct
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Literal
 
 from tasker import _validate as validate
-from tasker.errors import TaskerError, WorkerCrashedError
+from tasker._task import call_in_scope, call_in_task
+from tasker.errors import RemoteTaskError, WorkerCrashedError
 from tasker.executors import ThreadExecutor
+from tasker.serialization import (
+    SERIALIZERS,
+    Serializer,
+    decode_outcome,
+    dumps_for,
+    encode_error,
+    encode_result,
+    encode_task,
+    portable_error,
+)
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -58,23 +72,12 @@ __all__ = [
 
 _START_METHODS = ("spawn", "forkserver", "fork")
 
-
-class RemoteTaskError(TaskerError):
-    """A task raised in its child process an exception that could not be sent back as itself.
-
-    Attributes:
-        type_name: the qualified name of the exception's type.
-        remote_traceback: the traceback text, as the child printed it.
-    """
-
-    def __init__(self, type_name: str, message: str, remote_traceback: str) -> None:
-        super().__init__(f"{type_name}: {message}\n\nin the worker process:\n{remote_traceback}")
-        self.type_name = type_name
-        self.message = message
-        self.remote_traceback = remote_traceback
-
-    def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
-        return (type(self), (self.type_name, self.message, self.remote_traceback))
+# a task message: its attempt's sequence number (for cancellation), task id, attempt, worker id
+# (-1: none), flags (1 priority, 2 once); the serialized `(fn, args)` follows
+_HEADER = struct.Struct("<QqIqB")
+_SEQ = struct.Struct("<Q")
+_PRIORITY, _ONCE = 1, 2
+_OK_NONE = pickle.dumps((True, None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +90,16 @@ class ProcessOptions:
         serializer: `"auto"` (cloudpickle when installed, else pickle), `"cloudpickle"` or
             `"pickle"`.
         stop_grace: seconds a child is given to run `on_destroy` and exit before it is killed.
+        cancel_grace: seconds a task past its timeout, or running at `kill()`, is given to see
+            `current_task().cancelled` and return before its child is killed. `0` (the
+            default) kills at once. A task that returns in time keeps its worker's child and
+            resource.
     """
 
     start_method: Literal["spawn", "forkserver", "fork"] = "spawn"
-    serializer: Literal["auto", "cloudpickle", "pickle"] = "auto"
+    serializer: Serializer = "auto"
     stop_grace: float = 10.0
+    cancel_grace: float = 0.0
 
     def __post_init__(self) -> None:
         if self.start_method not in _START_METHODS:
@@ -99,27 +107,13 @@ class ProcessOptions:
                 f"start_method must be one of {', '.join(map(repr, _START_METHODS))}, "
                 f"got {self.start_method!r}"
             )
-        if self.serializer not in ("auto", "cloudpickle", "pickle"):
+        if self.serializer not in SERIALIZERS:
             raise ValueError(
-                f"serializer must be 'auto', 'cloudpickle' or 'pickle', got {self.serializer!r}"
+                f"serializer must be one of {', '.join(map(repr, SERIALIZERS))}, "
+                f"got {self.serializer!r}"
             )
         validate.seconds("stop_grace", self.stop_grace)
-
-
-def _dumps_for(serializer: str) -> Callable[[Any], bytes]:
-    if serializer == "pickle":
-        return pickle.dumps
-    try:
-        import cloudpickle  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: PLC0415
-    except ImportError:
-        if serializer == "cloudpickle":
-            raise ValueError(
-                'serializer "cloudpickle" needs the cloudpickle package: '
-                'pip install "tasker-core[process]"'
-            ) from None
-        return pickle.dumps
-    dumps: Callable[[Any], bytes] = cloudpickle.dumps
-    return dumps
+        validate.seconds("cancel_grace", self.cancel_grace, allow_zero=True)
 
 
 def _describe_exit(process: BaseProcess) -> str:
@@ -135,71 +129,145 @@ def _describe_exit(process: BaseProcess) -> str:
     return f"its process exited with code {code}"
 
 
+class _Encoded:
+    """A task serialized once, at `submit`: what its record carries as its only argument."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 # ------------------------------------------------------------------------------- the child
 
 
-def _child_main(conn: Connection, hooks: bytes) -> None:  # pragma: no cover - in the child
+class _Cancellation:
+    """In the child: which attempt the manager asked to stop (timeout, `kill()`)."""
+
+    __slots__ = ("_lock", "_running", "flag")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self.flag = threading.Event()
+
+    def begin(self, seq: int) -> None:
+        with self._lock:
+            self._running = seq
+            self.flag.clear()
+
+    def request(self, seq: int | None) -> None:
+        """Stop attempt `seq` (`None`: whatever runs; the manager went away)."""
+        with self._lock:
+            if seq is None or seq == self._running:
+                self.flag.set()
+
+    # what `current_task()` reads through the task's `_core` (see `RunningTask`)
+    @property
+    def killed(self) -> bool:
+        return self.flag.is_set()
+
+    @property
+    def runtime(self) -> _Cancellation:
+        return self
+
+    def wait_killed(self, seconds: float) -> bool:
+        return self.flag.wait(seconds)
+
+
+class _ChildTask:
+    """The running task as `current_task()` sees it in the child."""
+
+    __slots__ = (
+        "_core",
+        "args",
+        "attempt",
+        "cancel_requested",
+        "fn",
+        "once",
+        "priority",
+        "resource",
+        "task_id",
+        "worker_id",
+    )
+
+    def __init__(self, cancellation: _Cancellation, resource: Any) -> None:
+        self._core = cancellation
+        self.resource = resource
+        self.cancel_requested = False
+        self.fn: Callable[..., Any] = _no_task
+        self.args: tuple[Any, ...] = ()
+        self.task_id = 0
+        self.attempt = 0
+        self.worker_id: int | None = None
+        self.priority = False
+        self.once = False
+
+
+def _no_task(resource: object) -> None:  # pragma: no cover - never called
+    raise RuntimeError("no task")
+
+
+def _listen(control: Connection, cancellation: _Cancellation) -> None:  # pragma: no cover
+    """The child's cancellation listener: a sequence number per request, EOF when orphaned."""
+    while True:
+        try:
+            message = control.recv_bytes()
+        except (EOFError, OSError):
+            cancellation.request(None)
+            return
+        cancellation.request(_SEQ.unpack(message)[0])
+
+
+def _child_main(  # pragma: no cover - in the child
+    conn: Connection, hooks: bytes, control: Connection | None
+) -> None:
     """A worker's child: make the resource, serve calls, destroy it, exit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the manager decides when children stop
+    cancellation = _Cancellation()
+    if control is not None:
+        threading.Thread(
+            target=_listen, args=(control, cancellation), name="tasker-cancel", daemon=True
+        ).start()
     try:
         on_create, on_destroy = pickle.loads(hooks)
         resource = on_create()
     except BaseException as error:
-        conn.send_bytes(_failure(error))
+        conn.send_bytes(encode_error(error))
         return
-    conn.send_bytes(pickle.dumps(("ok", None)))
+    conn.send_bytes(_OK_NONE)
+    task = _ChildTask(cancellation, resource)
+    header_size = _HEADER.size
     while True:
         try:
             message = conn.recv_bytes()
-        except EOFError:  # the manager went away
+        except (EOFError, OSError):  # the manager went away
             message = b""
         if not message:
             break
+        seq, task.task_id, task.attempt, worker_id, flags = _HEADER.unpack_from(message)
+        task.worker_id = None if worker_id < 0 else worker_id
+        task.priority, task.once = bool(flags & _PRIORITY), bool(flags & _ONCE)
+        cancellation.begin(seq)
         try:
-            fn, args = pickle.loads(message)
-            result = fn(resource, *args)
+            task.fn, task.args = pickle.loads(memoryview(message)[header_size:])
+            reply = encode_result(call_in_task(task, resource), task.fn)  # type: ignore[arg-type]
         except BaseException as error:
-            conn.send_bytes(_failure(error))
-            continue
+            reply = encode_error(error)
+        task.fn, task.args = _no_task, ()
         try:
-            reply = pickle.dumps(("ok", result))
-        except Exception as error:
-            reply = _failure(
-                TypeError(
-                    f"the result of {getattr(fn, '__qualname__', fn)!r}, a "
-                    f"{type(result).__name__}, cannot be sent back from its process: {error}"
-                )
-            )
-        conn.send_bytes(reply)
+            conn.send_bytes(reply)
+        except OSError:  # the manager went away
+            break
     if on_destroy is not None:
         try:
             on_destroy(resource)
         except BaseException as error:
-            conn.send_bytes(_failure(error))
+            with contextlib.suppress(OSError):
+                conn.send_bytes(encode_error(error))
             return
-    conn.send_bytes(pickle.dumps(("ok", None)))
-
-
-def _failure(error: BaseException) -> bytes:  # pragma: no cover - in the child
-    """The error as itself if it pickles (and unpickles), else as a `RemoteTaskError`."""
-    return pickle.dumps(("error", portable_error(error)))
-
-
-def portable_error(
-    error: BaseException, dumps: Callable[[Any], bytes] = pickle.dumps
-) -> BaseException:
-    """`error` if it survives `dumps` then `pickle.loads`, else a `RemoteTaskError` describing it.
-
-    What a place that runs tasks in another process sends back for a task's exception, so the
-    caller gets the exception itself whenever it can cross, and its type name, message and
-    traceback text when it cannot. Give `dumps` the serializer the transport uses.
-    """
-    try:
-        pickle.loads(dumps(error))
-    except BaseException:
-        kind = type(error)
-        text = "".join(traceback.format_exception(error))
-        return RemoteTaskError(f"{kind.__module__}.{kind.__qualname__}", str(error), text)
-    return error
+    with contextlib.suppress(OSError):
+        conn.send_bytes(_OK_NONE)
 
 
 # ------------------------------------------------------------------------------ the place
@@ -213,84 +281,74 @@ class ProcessPlace:
     def __init__(
         self,
         options: ProcessOptions,
+        dumps: Callable[[Any], bytes],
         on_create: Callable[[], Any],
         on_destroy: Callable[[Any], object] | None,
     ) -> None:
         self._options = options
-        self._dumps = _dumps_for(options.serializer)
+        self._dumps = dumps
         self._hooks = (on_create, on_destroy)
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
+        self._control: Connection | None = None  # cancellation requests, with a grace
+        self._wake: tuple[Connection, Connection] | None = None  # interrupt -> the worker
+        self._poll: Callable[[float | None], list[object]] = self._wait_any
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._running = 0  # the attempt under way (its seq), 0 between attempts
+        self._kill_at: float | None = None
+
+    # -------------------------------------------------------------- lifecycle
 
     def create(self) -> None:
         """Start the child; it runs `on_create`."""
-        context: Any = multiprocessing.get_context(self._options.start_method)
+        options = self._options
+        context: Any = multiprocessing.get_context(options.start_method)
         try:
             hooks = self._dumps(self._hooks)
         except Exception as error:
             raise TypeError(f"on_create/on_destroy cannot be sent to a process: {error}") from error
         parent, child = context.Pipe()
-        process = context.Process(target=_child_main, args=(child, hooks), daemon=True)
+        control_in: Connection | None = None
+        if options.cancel_grace > 0:
+            control_in, self._control = context.Pipe(duplex=False)
+            self._wake = context.Pipe(duplex=False)
+        process = context.Process(target=_child_main, args=(child, hooks, control_in), daemon=True)
         process.start()
         child.close()
+        if control_in is not None:
+            control_in.close()
         self._process, self._conn = process, parent
+        self._poll = self._poller(parent, process.sentinel)
         self._receive()  # on_create's outcome: raises what it raised
 
-    def call(self, task: TaskRecord[Any]) -> Any:
-        """Send the task to the child and wait for its outcome, or for the child's death."""
-        try:
-            message = self._dumps((task.fn, task.args))
-        except Exception as error:
-            raise TypeError(
-                f"task {getattr(task.fn, '__qualname__', task.fn)!r} or its arguments cannot be "
-                f"sent to a worker process: {error}"
-            ) from error
-        conn = self._conn
-        if conn is None:
-            raise WorkerCrashedError("the worker's process is gone")
-        try:
-            conn.send_bytes(message)
-        except OSError as error:
-            raise self._crashed() from error
-        return self._receive()
+    def _poller(self, conn: Connection, sentinel: int) -> Callable[[float | None], list[object]]:
+        """A wait on the reply, the child's death and (with a grace) an interrupt."""
+        watched: list[Any] = [conn, sentinel]
+        if self._wake is not None:
+            watched.append(self._wake[0])
+        if not hasattr(select, "poll"):  # pragma: no cover - not on Linux
+            return self._wait_any
+        poller = select.poll()
+        by_fd: dict[int, object] = {}
+        for item in watched:
+            fd = item if isinstance(item, int) else item.fileno()
+            poller.register(fd, select.POLLIN)
+            by_fd[fd] = item
 
-    def _receive(self) -> Any:
-        conn, process = self._conn, self._process
-        assert conn is not None
-        assert process is not None
-        while True:
-            ready = wait([conn, process.sentinel])
-            if conn in ready:
-                try:
-                    payload = conn.recv_bytes()
-                except (EOFError, OSError) as error:
-                    raise self._crashed() from error
-                break
-            if process.sentinel in ready:
-                raise self._crashed()
-        try:
-            status, value = pickle.loads(payload)
-        except Exception as error:
-            raise TypeError(
-                f"a task's result cannot be received from its process: {error}"
-            ) from error
-        if status == "error":
-            raise value
-        return value
+        def poll(timeout: float | None) -> list[object]:
+            ready = poller.poll(None if timeout is None else max(0.0, timeout) * 1000)
+            return [by_fd[fd] for fd, _ in ready]
 
-    def _crashed(self) -> WorkerCrashedError:
-        process = self._process
-        if process is not None:
-            process.join(1)
-        return WorkerCrashedError(
-            f"the worker's place died: {_describe_exit(process) if process else 'no process'}"
-        )
+        return poll
 
-    def interrupt(self) -> None:
-        """Terminate the child: the attempt stops now, and the worker starts a fresh child."""
-        process = self._process
-        if process is not None and process.is_alive():
-            process.kill()
+    def _wait_any(self, timeout: float | None) -> list[object]:  # pragma: no cover - fallback
+        assert self._conn is not None
+        assert self._process is not None
+        watched: list[Any] = [self._conn, self._process.sentinel]
+        if self._wake is not None:
+            watched.append(self._wake[0])
+        return list(wait(watched, timeout))
 
     def destroy(self) -> None:
         """Ask the child to run `on_destroy` and exit; kill it if it does not in time."""
@@ -312,17 +370,122 @@ class ProcessPlace:
                 process.kill()
                 process.join()
             conn.close()
+            for end in (self._control, *(self._wake or ())):
+                if end is not None:
+                    end.close()
             process.close()
 
     def _await_destroy(self, process: BaseProcess, conn: Connection) -> None:
         if not wait([conn, process.sentinel], self._options.stop_grace):
             return
         try:
-            status, value = pickle.loads(conn.recv_bytes())
+            payload = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the child died on the way out: nothing to report
-        if status == "error":
-            raise value
+        decode_outcome(payload)  # raises on_destroy's exception
+
+    # ------------------------------------------------------------------ calls
+
+    def call(self, task: TaskRecord[Any]) -> Any:
+        """Send the task to the child and wait for its outcome, or for the child's death.
+
+        Plugins' attempt scopes (a tracing span) wrap the whole round trip, in the manager.
+        """
+        if task._core.observers.task_attempt_context:
+            return task.context.run(call_in_scope, task, None, task.worker_id, self._remote)
+        return self._remote(task, None)
+
+    def _remote(self, task: TaskRecord[Any], _resource: object = None) -> Any:
+        args = task.args
+        if len(args) == 1 and args[0].__class__ is _Encoded:
+            payload = args[0].data
+        else:  # not prepared by `ProcessExecutor.prepare_task`
+            payload = encode_task(self._dumps, task.fn, args)
+        conn = self._conn
+        if conn is None:
+            raise WorkerCrashedError("the worker's process is gone")
+        worker_id = task.worker_id
+        with self._lock:
+            self._seq = seq = self._seq + 1
+            self._running = seq
+            self._kill_at = None
+        try:
+            conn.send_bytes(
+                _HEADER.pack(
+                    seq,
+                    task.task_id,
+                    task.attempt,
+                    -1 if worker_id is None else worker_id,
+                    (_PRIORITY if task.priority else 0) | (_ONCE if task.once else 0),
+                )
+                + payload
+            )
+        except OSError as error:
+            raise self._crashed() from error
+        if task.cancel_requested:  # a timeout or kill() came before the attempt was under way
+            self.interrupt()
+        try:
+            return self._receive()
+        finally:
+            with self._lock:
+                self._running = 0
+
+    def _receive(self) -> Any:
+        conn, process = self._conn, self._process
+        assert conn is not None
+        assert process is not None
+        sentinel, poll = process.sentinel, self._poll
+        wake = self._wake[0] if self._wake is not None else None
+        timeout: float | None = None
+        while True:
+            ready = poll(timeout)
+            if conn in ready:
+                try:
+                    payload = conn.recv_bytes()
+                except (EOFError, OSError) as error:
+                    raise self._crashed() from error
+                return decode_outcome(payload)
+            if sentinel in ready:
+                raise self._crashed()
+            if wake is not None and wake in ready:
+                wake.recv_bytes()
+            kill_at = self._kill_at
+            if kill_at is not None:
+                timeout = kill_at - time.monotonic()
+                if timeout <= 0:  # the grace is over: the child goes (its sentinel follows)
+                    timeout = None
+                    self._kill_at = None
+                    process.kill()
+
+    def _crashed(self) -> WorkerCrashedError:
+        process = self._process
+        if process is not None:
+            process.join(1)
+        return WorkerCrashedError(
+            f"the worker's place died: {_describe_exit(process) if process else 'no process'}"
+        )
+
+    def interrupt(self) -> None:
+        """Stop the running attempt: tell the task, then kill the child (after the grace).
+
+        A fresh child replaces a killed one; a task that returns within the grace keeps its.
+        """
+        grace = self._options.cancel_grace
+        with self._lock:
+            process, seq = self._process, self._running
+            if process is None or not seq:
+                return
+            if grace <= 0:
+                with contextlib.suppress(ValueError):  # closed meanwhile
+                    process.kill()
+                return
+            self._kill_at = time.monotonic() + grace
+            with contextlib.suppress(OSError):
+                assert self._control is not None
+                self._control.send_bytes(_SEQ.pack(seq))
+            with contextlib.suppress(OSError):
+                assert self._wake is not None
+                self._wake[1].send_bytes(b"")
 
     def __repr__(self) -> str:
         pid = self._process.pid if self._process is not None else None
@@ -332,23 +495,28 @@ class ProcessPlace:
 class ProcessExecutor(ThreadExecutor):
     """Worker loops on threads of the manager; each worker's resource in a child process."""
 
-    __slots__ = ("options",)
+    __slots__ = ("_dumps", "options")
 
     def __init__(self, options: ProcessOptions | None = None, **settings: Any) -> None:
         if options is not None and settings:
             raise TypeError("give either a ProcessOptions or its settings as keywords, not both")
         self.options = options if options is not None else ProcessOptions(**settings)
+        self._dumps = dumps_for(self.options.serializer)
 
     @property
     def name(self) -> str:
         """`"process"`."""
         return "process"
 
+    def prepare_task(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Serialize the task once, as it is submitted: a `TypeError` names what cannot cross."""
+        return (_Encoded(encode_task(self._dumps, fn, args)),)
+
     def place(  # type: ignore[override]
         self, on_create: Callable[[], Any], on_destroy: Callable[[Any], object] | None
     ) -> ProcessPlace:
         """A child process for one worker."""
-        return ProcessPlace(self.options, on_create, on_destroy)
+        return ProcessPlace(self.options, self._dumps, on_create, on_destroy)
 
     def __repr__(self) -> str:
         return f"ProcessExecutor({self.options!r})"

@@ -1,0 +1,159 @@
+"""Crossing a process boundary: what is serialized, how, and what comes back.
+
+Every executor whose workers' resources live in another process (the process executor, a
+cluster executor such as Ray's) follows the same rules, written here once:
+
+- **The serializer**: `"auto"` picks cloudpickle when it is installed (the `tasker-core[process]`
+  extra), so lambdas, closures and functions of `__main__` cross by value; otherwise the
+  standard `pickle` (module-level functions, by reference). `dumps_for` returns the function.
+- **A task is serialized once, when it is submitted** (`encode_task`): what cannot cross is a
+  `TypeError` in the submitter, naming the function or the argument at fault, before the task
+  is queued, never a hang or a dead worker.
+- **Outcomes**: a result that cannot be sent back fails its task with a `TypeError` naming it;
+  an exception that cannot be sent back as itself (`portable_error`) arrives as
+  [`RemoteTaskError`][tasker.errors.RemoteTaskError], with its type name, message and the
+  remote traceback text.
+- **The crash model**: a place whose process died under a task raises
+  [`WorkerCrashedError`][tasker.errors.WorkerCrashedError]; the engine replaces the worker and
+  retries the task unless it is a once-task.
+"""
+
+from __future__ import annotations
+
+import pickle
+import traceback
+from collections.abc import Callable
+from typing import Any, Literal
+
+from tasker.errors import RemoteTaskError
+
+__all__ = [
+    "SERIALIZERS",
+    "RemoteTaskError",
+    "Serializer",
+    "decode_outcome",
+    "dumps_for",
+    "encode_error",
+    "encode_result",
+    "encode_task",
+    "portable_error",
+]
+
+Serializer = Literal["auto", "cloudpickle", "pickle"]
+"""How tasks cross: `"auto"` (cloudpickle when installed, else pickle), or either one."""
+
+SERIALIZERS: tuple[Serializer, ...] = ("auto", "cloudpickle", "pickle")
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def dumps_for(serializer: Serializer) -> Callable[[Any], bytes]:
+    """The `dumps` function of `serializer`; `ValueError` if it names an unknown or absent one."""
+    if serializer not in SERIALIZERS:
+        choices = ", ".join(map(repr, SERIALIZERS))
+        raise ValueError(f"serializer must be one of {choices}, got {serializer!r}")
+    if serializer == "pickle":
+        return _pickle_dumps
+    try:
+        import cloudpickle  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: PLC0415
+    except ImportError:
+        if serializer == "cloudpickle":
+            raise ValueError(
+                'serializer "cloudpickle" needs the cloudpickle package: '
+                'pip install "tasker-core[process]"'
+            ) from None
+        return _pickle_dumps
+    dumps: Callable[[Any], bytes] = cloudpickle.dumps
+    return dumps
+
+
+def _pickle_dumps(value: Any) -> bytes:
+    return pickle.dumps(value, _PROTOCOL)
+
+
+def _name(fn: object) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def encode_task(
+    dumps: Callable[[Any], bytes],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    where: str = "a worker process",
+) -> bytes:
+    """`(fn, args)` serialized; a `TypeError` naming the part that cannot cross to `where`."""
+    try:
+        return dumps((fn, args))
+    except Exception as error:  # whatever the serializer raises: PicklingError, TypeError...
+        raise TypeError(f"{_culprit(dumps, fn, args)} cannot be sent to {where}: {error}") from (
+            error
+        )
+
+
+def _culprit(dumps: Callable[[Any], bytes], fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
+    """Which part of a task does not serialize: its function, or one of its arguments."""
+    for position, arg in enumerate(args, start=1):
+        try:
+            dumps(arg)
+        except Exception:
+            return f"argument {position} of task {_name(fn)!r}, a {type(arg).__name__},"
+    return f"the task function {_name(fn)!r}"
+
+
+def encode_result(value: Any, fn: object = None) -> bytes:
+    """The result of task `fn` on its way back; a `TypeError` naming it if it cannot go."""
+    try:
+        return pickle.dumps((True, value), _PROTOCOL)
+    except Exception as error:
+        of = "" if fn is None else f" of {_name(fn)!r}"
+        return encode_error(
+            TypeError(
+                f"the result{of}, a {type(value).__name__}, cannot be sent back from its "
+                f"process: {error}"
+            )
+        )
+
+
+def portable_error(
+    error: BaseException, dumps: Callable[[Any], bytes] = _pickle_dumps
+) -> BaseException:
+    """`error` if it survives `dumps` then `pickle.loads`, else a `RemoteTaskError` describing it.
+
+    What a place that runs tasks in another process sends back for a task's exception, so the
+    caller gets the exception itself whenever it can cross, and its type name, message and
+    traceback text when it cannot. Give `dumps` the serializer the transport uses.
+    """
+    try:
+        pickle.loads(dumps(error))
+    except BaseException:
+        kind = type(error)
+        return RemoteTaskError(
+            f"{kind.__module__}.{kind.__qualname__}",
+            str(error),
+            "".join(traceback.format_exception(error)),
+        )
+    return error
+
+
+def encode_error(error: BaseException) -> bytes:
+    """An exception on its way back, as itself or as a `RemoteTaskError`.
+
+    The remote traceback text travels with it as a note, which pickles with the exception.
+    """
+    portable = portable_error(error)
+    if portable is error:
+        text = "".join(traceback.format_exception(error))
+        error.add_note(f"in the worker process:\n{text.rstrip()}")
+        try:
+            return pickle.dumps((False, error), _PROTOCOL)
+        except BaseException:
+            error.__notes__.pop()
+    return pickle.dumps((False, portable), _PROTOCOL)
+
+
+def decode_outcome(payload: bytes | memoryview) -> Any:
+    """The result `encode_result` sent, or raise the exception `encode_error` sent."""
+    ok, value = pickle.loads(payload)
+    if ok:
+        return value
+    raise value
