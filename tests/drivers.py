@@ -1,15 +1,22 @@
-"""Drive the thread and the asyncio manager through one async interface.
+"""Drive the thread, asyncio and process managers through one async interface.
 
 Shared behaviour tests are written once, as coroutines, against `Driver`/`Managed`; the thread
-driver runs blocking calls in helper threads (`asyncio.to_thread`, `wrap_future`) so the test's
-own loop stays free. Tasks are written as plain functions of the resource; `driver.task`
-adapts them (the asyncio driver wraps them in a coroutine), and `driver.hold` makes a task that
-blocks until a gate opens, in the executor's own way of blocking.
+and process drivers run blocking calls in helper threads (`asyncio.to_thread`, `wrap_future`)
+so the test's own loop stays free. Tasks are written as plain functions of the resource;
+`driver.task` adapts them (the asyncio driver wraps them in a coroutine), and `driver.hold`
+makes a task that blocks until a gate opens, in the executor's own way of blocking.
+
+State a task or a resource hook touches goes through the driver (`driver.resources()`,
+`driver.shared_list()`): plain objects for threads and asyncio, objects of a manager process
+for the process executor, whose tasks and hooks run in child processes. A test that cannot
+apply to an executor is skipped by name in `CANNOT_APPLY`, with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import multiprocessing
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
@@ -19,11 +26,37 @@ import pytest
 from tasker import AsyncTaskManager, KillReport, TaskManager, TaskManagerBuilder
 from tasker.metrics import TaskMetrics
 from tasker.stats import ManagerState, TaskStats
+from tests.helpers import Resources, SharedResources, shared
 
 R = TypeVar("R")
 T = TypeVar("T")
 
-EXECUTORS = ["thread", "asyncio"]
+EXECUTORS = ["thread", "asyncio", "process"]
+
+CANNOT_APPLY: dict[str, dict[str, str]] = {
+    "process": {
+        "test_the_submitters_contextvars_are_visible": (
+            "the submitter's contextvars stay in the manager's process"
+        ),
+        "test_a_healthy_error_reaches_the_caller_unchanged": (
+            "an exception crosses back pickled: an equal copy, never the same object"
+        ),
+        "test_code_in_the_task_sees_the_submitters_bound_values": (
+            "the submitter's contextvars (structlog's bound values) stay in the manager's process"
+        ),
+        "test_attempt_contexts_wrap_the_task_in_its_own_context": (
+            "a plugin's attempt context is entered in the manager's process, not in the child"
+        ),
+        "test_the_attempt_span_is_a_child_of_the_submitters_span_and_current_in_the_task": (
+            "the attempt span stays in the manager's process: the task in the child does not "
+            "see it as its current span"
+        ),
+    },
+}
+"""Per executor, the shared tests that cannot apply to it, and why."""
+
+# the process driver's children fork from a server that has imported these already
+_PRELOAD = ["tasker.process", "tests.helpers", "tests.drivers"]
 
 
 class Gate:
@@ -33,10 +66,13 @@ class Gate:
         self.kind = kind
         self.thread_event = threading.Event()
         self.loop_event = asyncio.Event()
+        self.process_event: Any = shared().Event() if kind == "process" else None
 
     def open(self) -> None:
         self.thread_event.set()
         self.loop_event.set()
+        if self.process_event is not None:
+            self.process_event.set()
 
 
 class Managed(Generic[R]):
@@ -90,15 +126,34 @@ class Driver:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        # how much longer than threads a drain may take: each replaced worker is a new process
+        self.patience = 5 if kind == "process" else 1
 
     async def build(self, builder: TaskManagerBuilder[R]) -> Managed[R]:
         if self.kind == "thread":
             return Managed(await asyncio.to_thread(builder.build))
+        if self.kind == "process":
+            multiprocessing.set_forkserver_preload(_PRELOAD)
+            # told of a timeout or kill(), a held task returns once its gate opens, as a
+            # thread's does: its child, and its resource, stay
+            process = builder.with_executor("process", start_method="forkserver", cancel_grace=10)
+            return Managed(await asyncio.to_thread(process.build))
         return Managed(await builder.with_executor("asyncio").build())
+
+    def resources(self, **options: Any) -> Resources | SharedResources:
+        """A resource factory that records its calls where this executor's hooks run."""
+        return SharedResources(**options) if self.kind == "process" else Resources(**options)
+
+    def shared_list(self) -> list[Any]:
+        """A list tasks can append to and the test can read, wherever the tasks run."""
+        if self.kind == "process":
+            proxy: list[Any] = shared().list()
+            return proxy
+        return []
 
     def task(self, body: Callable[[R], T]) -> Callable[[R], Any]:
         """The task `body(resource)` in this executor's style."""
-        if self.kind == "thread":
+        if self.kind in ("thread", "process"):
             return body
 
         async def run(resource: R) -> T:
@@ -111,6 +166,8 @@ class Driver:
     ) -> Callable[[Any], Any]:
         """A task that (optionally) signals `started`, then blocks until `gate` opens."""
         loop = asyncio.get_running_loop()
+        if self.kind == "process":
+            return _process_hold(gate, started, result)
         if self.kind == "thread":
 
             def blocking(_: Any) -> object:
@@ -133,6 +190,32 @@ class Driver:
         return Gate(self.kind)
 
 
+def _process_hold(
+    gate: Gate, started: asyncio.Event | None, result: object
+) -> Callable[[Any], object]:
+    """`hold` for a task in a child: the gate and the start signal are the manager's Events."""
+    opened = gate.process_event
+    began = shared().Event() if started is not None else None
+    if started is not None:
+        assert began is not None
+        watch = asyncio.ensure_future(asyncio.to_thread(began.wait, 10))
+        watch.add_done_callback(lambda _: started.set())
+
+    def blocking(_: Any) -> object:
+        if began is not None:
+            began.set()
+        assert opened.wait(10)
+        return result
+
+    return blocking
+
+
+def _cannot_apply(kind: str, test: str) -> str | None:
+    if kind == "process" and importlib.util.find_spec("cloudpickle") is None:
+        return "the shared tests' closures cross to a child with cloudpickle (tasker-core[process])"
+    return CANNOT_APPLY.get(kind, {}).get(test)
+
+
 def each_executor(
     test: Callable[..., Coroutine[Any, Any, None]],
 ) -> Callable[..., None]:
@@ -142,7 +225,8 @@ def each_executor(
     params = [p for name, p in inspect.signature(test).parameters.items() if name != "driver"]
 
     def run(executor: str, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(test(Driver(executor), **kwargs), 30))
+        budget = 180 if executor == "process" else 30  # children start slowly on a loaded machine
+        asyncio.run(asyncio.wait_for(test(Driver(executor), **kwargs), budget))
 
     run.__name__ = test.__name__
     run.__qualname__ = test.__qualname__
@@ -152,7 +236,13 @@ def each_executor(
         "executor", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str
     )
     run.__signature__ = inspect.Signature([executor_param, *params])  # type: ignore[attr-defined]
-    marked: Callable[..., None] = pytest.mark.parametrize("executor", EXECUTORS)(run)
+    executors = [
+        pytest.param(kind, marks=pytest.mark.skip(reason=reason))
+        if (reason := _cannot_apply(kind, test.__name__))
+        else kind
+        for kind in EXECUTORS
+    ]
+    marked: Callable[..., None] = pytest.mark.parametrize("executor", executors)(run)
     return marked
 
 

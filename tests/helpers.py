@@ -88,3 +88,82 @@ def settle(*futures: Future[Any], timeout: float = 10.0) -> None:
     """Wait for every future's result (raising the first exception met)."""
     for future in futures:
         future.result(timeout=timeout)
+
+
+_SHARED: Any = None
+
+
+def shared() -> Any:
+    """A manager process holding state that worker processes and the test both see.
+
+    Started once, on first use; `multiprocessing` shuts it down when the test run ends.
+    """
+    global _SHARED  # noqa: PLW0603 - one per test run
+    if _SHARED is None:
+        import multiprocessing
+
+        _SHARED = multiprocessing.get_context("spawn").Manager()
+    return _SHARED
+
+
+class SharedResources:
+    """`Resources` whose records live in the `shared()` manager: on_create may run in a child.
+
+    Offers what the shared behaviour tests read: `created`, `destroyed`, `create_calls`,
+    `assert_all_destroyed_once()`.
+    """
+
+    def __init__(
+        self, fail_create: Callable[[int], bool] = lambda n: False, fail_destroy: bool = False
+    ) -> None:
+        manager = shared()
+        self.fail_create = fail_create
+        self.fail_destroy = fail_destroy
+        self._lock = manager.Lock()
+        self._created = manager.list()
+        self._destroyed = manager.dict()
+        self._calls = manager.Value("i", 0)
+
+    def create(self) -> Resource:
+        with self._lock:
+            self._calls.value += 1
+            n = self._calls.value
+        if self.fail_create(n):
+            raise ConnectionError(f"cannot connect (attempt {n})")
+        with self._lock:
+            resource = Resource(len(self._created) + 1, threading.current_thread().name)
+            self._created.append(resource)
+        return resource
+
+    def destroy(self, resource: Resource) -> None:
+        with self._lock:
+            self._destroyed[resource.rid] = self._destroyed.get(resource.rid, 0) + 1
+        if self.fail_destroy:
+            raise OSError(f"cannot close {resource.rid}")
+
+    @property
+    def create_calls(self) -> int:
+        return int(self._calls.value)
+
+    @create_calls.setter
+    def create_calls(self, value: int) -> None:
+        self._calls.value = value
+
+    @property
+    def created(self) -> list[Resource]:
+        return list(self._created)
+
+    @property
+    def destroyed(self) -> Counter[int]:
+        return Counter(dict(self._destroyed))
+
+    @property
+    def live(self) -> int:
+        destroyed = self.destroyed
+        return sum(1 for r in self.created if not destroyed[r.rid])
+
+    def assert_all_destroyed_once(self) -> None:
+        ids = [r.rid for r in self.created]
+        destroyed = self.destroyed
+        assert sorted(destroyed) == sorted(ids), "some resource never destroyed"
+        assert all(n == 1 for n in destroyed.values()), dict(destroyed)

@@ -1,4 +1,4 @@
-"""The behaviour both executors share, each test run on threads and on asyncio."""
+"""The behaviour every executor shares, each test run on threads, asyncio and processes."""
 
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ from tasker import (
     current_task,
 )
 from tests.drivers import Driver, Managed, each_executor, settle_all
-from tests.helpers import Resource, Resources
+from tests.helpers import Resource
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
-def builder(resources: Resources, workers: int = 1, **kw: Any) -> TaskManagerBuilder[Resource]:
+def builder(resources: Any, workers: int = 1, **kw: Any) -> TaskManagerBuilder[Resource]:
     return (
         TaskManager.builder()
         .with_resource(resources.create, resources.destroy)
@@ -65,7 +65,7 @@ def fail_with(error: BaseException) -> Any:
 
 @each_executor
 async def test_build_gives_each_worker_its_own_resource(driver: Driver) -> None:
-    resources = Resources()
+    resources = driver.resources()
     managed = await driver.build(builder(resources, workers=3, pool=2))
     assert len(resources.created) == 5
     assert managed.stats().active_workers == 3
@@ -75,7 +75,7 @@ async def test_build_gives_each_worker_its_own_resource(driver: Driver) -> None:
 
 @each_executor
 async def test_a_failing_on_create_fails_build_and_destroys_the_rest(driver: Driver) -> None:
-    resources = Resources(fail_create=lambda n: n == 3)
+    resources = driver.resources(fail_create=lambda n: n == 3)
     with pytest.raises(ResourceCreationError) as caught:
         await driver.build(builder(resources, workers=3))
     assert isinstance(caught.value.__cause__, ConnectionError)
@@ -84,7 +84,7 @@ async def test_a_failing_on_create_fails_build_and_destroys_the_rest(driver: Dri
 
 @each_executor
 async def test_stop_drains_both_queues_and_refuses_new_work(driver: Driver) -> None:
-    resources = Resources()
+    resources = driver.resources()
     managed = await driver.build(builder(resources))
     gate, held = await occupy(driver, managed)
     normal = [managed.submit(driver.task(constant(i))) for i in range(5)]
@@ -105,7 +105,7 @@ async def test_stop_drains_both_queues_and_refuses_new_work(driver: Driver) -> N
 
 @each_executor
 async def test_kill_cancels_queued_and_running_tasks(driver: Driver) -> None:
-    resources = Resources()
+    resources = driver.resources()
     managed = await driver.build(builder(resources))
     gate, held = await occupy(driver, managed)
     queued = [managed.submit(driver.task(lambda r: "never")) for _ in range(3)]
@@ -121,8 +121,8 @@ async def test_kill_cancels_queued_and_running_tasks(driver: Driver) -> None:
 
 @each_executor
 async def test_priority_first_then_fifo(driver: Driver) -> None:
-    order: list[str] = []
-    managed = await driver.build(builder(Resources()))
+    order: list[str] = driver.shared_list()
+    managed = await driver.build(builder(driver.resources()))
     gate, held = await occupy(driver, managed)
     futures = [managed.submit(driver.task(appender(order, f"n{i}"))) for i in range(3)]
     futures += [
@@ -131,14 +131,14 @@ async def test_priority_first_then_fifo(driver: Driver) -> None:
     assert (managed.stats().queued_tasks, managed.stats().priority_tasks) == (3, 3)
     gate.open()
     await settle_all(held, *futures)
-    assert order == ["p0", "p1", "p2", "n0", "n1", "n2"]
+    assert list(order) == ["p0", "p1", "p2", "n0", "n1", "n2"]
     assert await managed.stop(10)
 
 
 @each_executor
 async def test_a_retried_task_runs_before_tasks_queued_behind_it(driver: Driver) -> None:
-    order: list[str] = []
-    managed = await driver.build(builder(Resources()))
+    order: list[str] = driver.shared_list()
+    managed = await driver.build(builder(driver.resources()))
     gate, held = await occupy(driver, managed)
 
     def flaky(_: Resource) -> None:
@@ -152,13 +152,13 @@ async def test_a_retried_task_runs_before_tasks_queued_behind_it(driver: Driver)
     rest = [managed.submit(driver.task(appender(order, f"n{i}"))) for i in range(2)]
     gate.open()
     await settle_all(held, first, *rest)
-    assert order == ["flaky#1", "flaky#2", "n0", "n1"]
+    assert list(order) == ["flaky#1", "flaky#2", "n0", "n1"]
     assert await managed.stop(10)
 
 
 @each_executor
 async def test_a_healthy_error_reaches_the_caller_unchanged(driver: Driver) -> None:
-    resources = Resources()
+    resources = driver.resources()
     managed = await driver.build(builder(resources))
     error = ValueError("bad input")
     with pytest.raises(ValueError, match="bad input") as caught:
@@ -170,9 +170,9 @@ async def test_a_healthy_error_reaches_the_caller_unchanged(driver: Driver) -> N
 
 @each_executor
 async def test_unhealthy_replaces_the_worker_and_retries(driver: Driver) -> None:
-    resources = Resources()
+    resources = driver.resources()
     managed = await driver.build(builder(resources))
-    seen: list[int] = []
+    seen: list[int] = driver.shared_list()
 
     def task(resource: Resource) -> int:
         seen.append(resource.rid)
@@ -189,7 +189,7 @@ async def test_unhealthy_replaces_the_worker_and_retries(driver: Driver) -> None
 
 @each_executor
 async def test_retries_are_bounded(driver: Driver) -> None:
-    resources = Resources()
+    resources = driver.resources()
     managed = await driver.build(builder(resources, max_retries=2))
     with pytest.raises(RetriesExhaustedError) as caught:
         await managed.queue_task(driver.task(fail_with(ConnectionError("down"))))
@@ -201,9 +201,9 @@ async def test_retries_are_bounded(driver: Driver) -> None:
 
 @each_executor
 async def test_a_once_task_is_never_retried(driver: Driver) -> None:
-    resources = Resources()
+    resources = driver.resources()
     managed = await driver.build(builder(resources))
-    runs: list[int] = []
+    runs: list[int] = driver.shared_list()
 
     def task(resource: Resource) -> None:
         runs.append(resource.rid)
@@ -211,7 +211,7 @@ async def test_a_once_task_is_never_retried(driver: Driver) -> None:
 
     with pytest.raises(ConnectionError):
         await managed.submit(driver.task(task), once=True)
-    assert runs == [1]
+    assert list(runs) == [1]
     assert await managed.queue_task(driver.task(lambda r: r.rid)) == 2
     assert await managed.stop(10)
     resources.assert_all_destroyed_once()
@@ -220,7 +220,7 @@ async def test_a_once_task_is_never_retried(driver: Driver) -> None:
 @each_executor
 async def test_the_manager_breaks_and_recovers(driver: Driver) -> None:
     healed = False
-    resources = Resources(fail_create=lambda n: n > 1 and not healed)
+    resources = driver.resources(fail_create=lambda n: n > 1 and not healed)
     managed = await driver.build(builder(resources, broken_after=0.1))
     with pytest.raises(ManagerBrokenError):
         await managed.queue_task(driver.task(fail_with(ConnectionError("reset"))))
@@ -239,7 +239,7 @@ async def test_the_manager_breaks_and_recovers(driver: Driver) -> None:
 
 @each_executor
 async def test_a_timeout_fails_the_caller_and_keeps_the_worker(driver: Driver) -> None:
-    resources = Resources()
+    resources = driver.resources()
     managed = await driver.build(builder(resources))
     gate = driver.gate()
     with pytest.raises(TimeoutError):
@@ -304,7 +304,7 @@ def test_a_deadline_passing_while_the_attempt_settles_does_not_settle_it_twice()
 
 @each_executor
 async def test_run_task_uses_the_pool_then_temporary_resources(driver: Driver) -> None:
-    resources = Resources()
+    resources = driver.resources()
     managed = await driver.build(builder(resources, pool=1))
     pooled = resources.created[0].rid
     assert await managed.run_task(driver.task(lambda r: r.rid)) == pooled
@@ -317,8 +317,8 @@ async def test_run_task_uses_the_pool_then_temporary_resources(driver: Driver) -
 
 @each_executor
 async def test_cancelling_a_queued_task_removes_it(driver: Driver) -> None:
-    ran: list[int] = []
-    managed = await driver.build(builder(Resources()))
+    ran: list[int] = driver.shared_list()
+    managed = await driver.build(builder(driver.resources()))
     gate, held = await occupy(driver, managed)
     doomed = managed.submit(driver.task(lambda r: ran.append(1)))
     await asyncio.sleep(0)
@@ -329,12 +329,12 @@ async def test_cancelling_a_queued_task_removes_it(driver: Driver) -> None:
     gate.open()
     await held
     assert await managed.stop(10)
-    assert ran == []
+    assert list(ran) == []
 
 
 @each_executor
 async def test_the_submitters_contextvars_are_visible(driver: Driver) -> None:
-    managed = await driver.build(builder(Resources()))
+    managed = await driver.build(builder(driver.resources()))
     request_id.set("req-7")
     assert await managed.queue_task(driver.task(lambda r: request_id.get())) == "req-7"
     assert await managed.stop(10)
@@ -342,13 +342,13 @@ async def test_the_submitters_contextvars_are_visible(driver: Driver) -> None:
 
 @each_executor
 async def test_extra_arguments_follow_the_resource(driver: Driver) -> None:
-    resources = Resources()
+    resources = driver.resources()
     managed = await driver.build(builder(resources))
 
     def body(resource: Resource, name: str, n: int) -> tuple[int, str, int]:
         return resource.rid, name, n
 
-    if driver.kind == "thread":
+    if driver.kind != "asyncio":
         task: Any = body
     else:
 
@@ -366,7 +366,7 @@ async def test_extra_arguments_follow_the_resource(driver: Driver) -> None:
 
 @each_executor
 async def test_metrics_count_every_outcome(driver: Driver) -> None:
-    managed = await driver.build(builder(Resources(), workers=2))
+    managed = await driver.build(builder(driver.resources(), workers=2))
     for _ in range(5):
         await managed.queue_task(driver.task(lambda r: None))
     with pytest.raises(ValueError, match="x"):
@@ -379,7 +379,7 @@ async def test_metrics_count_every_outcome(driver: Driver) -> None:
 
 @each_executor
 async def test_bursts_grow_under_load_and_retire_when_idle(driver: Driver) -> None:
-    resources = Resources()
+    resources = driver.resources()
     managed = await driver.build(
         builder(resources, max_workers=3).with_policy("rate", interval=0.02, cooldown=0.05)
     )
@@ -405,7 +405,7 @@ async def test_bursts_grow_under_load_and_retire_when_idle(driver: Driver) -> No
 @each_executor
 async def test_every_task_ends_once_under_random_faults(driver: Driver, seed: int) -> None:
     rng = random.Random(seed)
-    resources = Resources(fail_create=lambda n: n > 3 and rng.random() < 0.2)
+    resources = driver.resources(fail_create=lambda n: n > 3 and rng.random() < 0.2)
     managed = await driver.build(
         builder(resources, workers=2, max_workers=4, pool=1, policy="rate", max_retries=2)
     )
@@ -431,7 +431,7 @@ async def test_every_task_ends_once_under_random_faults(driver: Driver, seed: in
         await managed.kill()
         assert await managed.join(10)
     else:
-        assert await managed.stop(20)
+        assert await managed.stop(20 * driver.patience)
     outcomes = await settle_all(*futures)
     assert len(outcomes) == 600
     for outcome in outcomes:
@@ -467,7 +467,7 @@ async def test_an_ended_task_keeps_its_outcome_and_lets_go_of_its_function(
     import gc
     import weakref
 
-    managed = await driver.build(builder(Resources()))
+    managed = await driver.build(builder(driver.resources()))
     kept: list[Any] = []  # the manager's own futures, held like a caller would
 
     def submit(body: _Body) -> asyncio.Future[Any]:
