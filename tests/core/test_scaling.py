@@ -37,6 +37,88 @@ def snapshot(**kw: float) -> ScalingSnapshot:
     return ScalingSnapshot(**base)  # type: ignore[arg-type]
 
 
+class TestStartupCost:
+    """A new worker costs its start-up (a process, a slow `on_create`): policies account for it."""
+
+    def test_no_step_up_while_the_last_step_is_still_starting(self) -> None:
+        waiting = {"queued_tasks": 50, "arrival_rate": 20.0, "completion_rate": 5.0}
+        assert RatePolicy().target_workers(snapshot(workers=3, starting_workers=1, **waiting)) == 3
+        assert (
+            QueueDepthPolicy(threshold=0).target_workers(
+                snapshot(workers=3, starting_workers=1, queued_tasks=50)
+            )
+            == 3
+        )
+        assert (
+            LatencyPolicy().target_workers(snapshot(workers=3, starting_workers=1, queued_tasks=50))
+            == 3
+        )
+        # once they serve, growth resumes
+        assert RatePolicy().target_workers(snapshot(workers=3, **waiting)) > 3
+        assert QueueDepthPolicy(threshold=0).target_workers(snapshot(queued_tasks=50)) == 3
+
+    def test_the_demand_still_counts_while_workers_start(self) -> None:
+        s = snapshot(
+            workers=3,
+            starting_workers=1,
+            queued_tasks=50,
+            arrival_rate=100.0,
+            completion_rate=20.0,
+            average_execution_time=0.05,
+        )
+        assert RatePolicy().target_workers(s) == 7  # ceil(100 x 0.05 x 1.25)
+
+    def test_the_cooldown_counts_from_when_the_new_workers_are_up(self) -> None:
+        policy = RatePolicy(cooldown=1.0)
+        policy.target_workers(snapshot(queued_tasks=9, arrival_rate=50, now=10.0))
+        idle = {"workers": 5, "busy_workers": 0, "startup_time": 2.0}
+        assert policy.target_workers(snapshot(now=12.5, **idle)) == 5  # up since 12: keep
+        assert policy.target_workers(snapshot(now=13.1, **idle)) == 2
+
+    def test_the_snapshot_counts_starting_workers_and_measures_their_start(self) -> None:
+        seen: list[ScalingSnapshot] = []
+        creating = threading.Event()
+        release = threading.Event()
+        calls = []
+
+        def create() -> int:
+            calls.append(1)
+            if len(calls) > 1:  # a burst worker's slow start
+                creating.set()
+                assert release.wait(10)
+            return len(calls)
+
+        class Watch:
+            interval = 0.01
+
+            def __init__(self) -> None:
+                self.ticks = threading.Semaphore(0)
+
+            def target_workers(self, snapshot: ScalingSnapshot) -> int:
+                seen.append(snapshot)
+                self.ticks.release()
+                return 2
+
+        policy = Watch()
+        manager = (
+            TaskManager.builder()
+            .with_resource(create)
+            .with_workers(1, max_workers=2)
+            .with_resource_pool(0)
+            .with_policy(policy)
+            .build()
+        )
+        with manager:
+            assert creating.wait(10)
+            for _ in range(3):  # a few decisions while the burst worker starts
+                assert policy.ticks.acquire(timeout=10)
+            assert seen[-1].starting_workers == 1
+            assert seen[-1].workers == 2
+            release.set()
+            assert wait_until(lambda: seen[-1].starting_workers == 0)
+            assert seen[-1].startup_time > 0
+
+
 class TestRatePolicy:
     def test_grows_by_the_surplus_when_work_queues_up(self) -> None:
         policy = RatePolicy()

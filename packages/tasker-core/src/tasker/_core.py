@@ -528,6 +528,9 @@ class Core(Generic[R]):
         """A worker's place created its resource (see `tasker.executors.Place`)."""
         worker.place = place
         worker.resource = place.resource
+        if worker.starting_since is not None:  # what a new worker costs, for the policy
+            self._scaler.started(time.monotonic() - worker.starting_since)
+            worker.starting_since = None
         with self._lock:
             self._ready += 1
             self._failing_since = None
@@ -549,6 +552,7 @@ class Core(Generic[R]):
         """A worker whose resource turned unhealthy starts afresh, under a new id."""
         old = worker.worker_id
         worker.worker_id = next(self._worker_ids)
+        worker.starting_since = time.monotonic()
         self.telemetry.worker_replaced(worker.worker_id, old)
 
     def worker_exited(self, worker: Worker) -> None:

@@ -3,6 +3,11 @@
 Once per supervisor tick the core hands the scaler its workers and queue depth; the scaler reads
 the built-in metrics, asks the policy (user code, contained) and clamps its answer to
 `[workers, max_workers]`. The core then decides, under its lock, whom to start or retire.
+
+It also tells the policy what a new worker costs: how many workers are still making their
+resource, and how long that took recently (a thread calling `on_create`, a process starting
+its interpreter too), so that a policy neither adds more while the last ones are starting nor
+retires them before they had the time to pay for themselves.
 """
 
 from __future__ import annotations
@@ -27,11 +32,22 @@ __all__ = ["Scaler"]
 class Scaler:
     """Asks one manager's scaling policy for a target worker count."""
 
-    __slots__ = ("_config", "_telemetry")
+    __slots__ = ("_config", "_startup_time", "_telemetry")
 
     def __init__(self, config: Config[Any], telemetry: Telemetry) -> None:
         self._config = config
         self._telemetry = telemetry
+        self._startup_time = 0.0
+
+    def started(self, seconds: float) -> None:
+        """A worker made its resource in `seconds`: a moving average over the last few."""
+        previous = self._startup_time
+        self._startup_time = seconds if not previous else previous + (seconds - previous) / 4
+
+    @property
+    def startup_time(self) -> float:
+        """Recent seconds for a new worker to make its resource (0 before the first)."""
+        return self._startup_time
 
     def snapshot(self, workers: Sequence[Worker], queued: int) -> ScalingSnapshot:
         """What the policy sees now."""
@@ -54,6 +70,8 @@ class Scaler:
             completion_rate=completion_rate,
             average_execution_time=metrics.average_execution_time,
             p95_wait_time=metrics.p95_wait_time,
+            starting_workers=sum(1 for w in workers if w.starting_since is not None),
+            startup_time=self._startup_time,
         )
 
     def target(self, workers: Sequence[Worker], queued: int) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tasker._task import TaskRecord
@@ -12,7 +13,16 @@ __all__ = ["Worker"]
 class Worker:
     """One worker: its id (new after each replacement), resource, current task and handle."""
 
-    __slots__ = ("burst", "current", "handle", "interrupted", "place", "resource", "worker_id")
+    __slots__ = (
+        "burst",
+        "current",
+        "handle",
+        "interrupted",
+        "place",
+        "resource",
+        "starting_since",
+        "worker_id",
+    )
 
     def __init__(self, worker_id: int, *, burst: bool) -> None:
         self.worker_id = worker_id
@@ -22,3 +32,5 @@ class Worker:
         self.place: Any = None  # where the resource lives (see `tasker.executors.Place`)
         self.handle: Any = None  # the thread or asyncio task running the worker's loop
         self.interrupted = False  # asyncio: the current attempt was cancelled on purpose
+        # while its resource is being made (first, or after a replacement): since when
+        self.starting_since: float | None = time.monotonic()

@@ -39,6 +39,11 @@ class ScalingSnapshot:
         completion_rate: recent finished tasks per second.
         average_execution_time: mean seconds per task so far (0 before the first).
         p95_wait_time: 95th percentile of the time tasks waited in a queue, so far.
+        starting_workers: workers counted in `workers` that are still making their resource
+            (a burst or a replacement; a new process for the process executor): capacity on
+            its way, not yet serving.
+        startup_time: recent seconds a new worker took to make its resource (0 before the
+            first): what adding a worker costs before it serves.
     """
 
     now: float
@@ -51,6 +56,8 @@ class ScalingSnapshot:
     completion_rate: float
     average_execution_time: float
     p95_wait_time: float = 0.0
+    starting_workers: int = 0
+    startup_time: float = 0.0
 
 
 @runtime_checkable
@@ -97,7 +104,10 @@ class _Paced:
     """Pacing shared by the adaptive policies.
 
     A decision every `interval` seconds, and no shrinking for `cooldown` seconds after growing,
-    so that a burst is not undone by the lull it created.
+    so that a burst is not undone by the lull it created. Two rules account for what a new
+    worker costs (`ScalingSnapshot.starting_workers`, `startup_time`): no step up while
+    workers are still starting (their capacity is on its way), and the cooldown counts from
+    when they are up (`cooldown + startup_time` after growing).
     """
 
     __slots__ = ("_cooldown", "_grown_at", "_interval")
@@ -116,8 +126,8 @@ class _Paced:
         self._grown_at = now
         return target
 
-    def _cooling(self, now: float) -> bool:
-        return now - self._grown_at < self._cooldown
+    def _cooling(self, snapshot: ScalingSnapshot) -> bool:
+        return snapshot.now - self._grown_at < self._cooldown + snapshot.startup_time
 
 
 class RatePolicy(_Paced):
@@ -160,8 +170,10 @@ class RatePolicy(_Paced):
             extra = math.ceil(surplus * service) if service else 1
             # never below what the arrivals need: one step reaches the demand
             demand = math.ceil(s.arrival_rate * service * self._headroom)
+            if s.starting_workers:  # the last step is still starting: only the demand counts
+                return self._grow(s.now, demand) if demand > s.workers else s.workers
             return self._grow(s.now, max(s.workers + max(1, extra), demand))
-        if s.queued_tasks == 0 and not self._cooling(s.now):
+        if s.queued_tasks == 0 and not self._cooling(s):
             demand = math.ceil(s.arrival_rate * s.average_execution_time * self._headroom)
             return min(s.workers, max(demand, s.busy_workers, s.base_workers))
         return s.workers
@@ -201,8 +213,10 @@ class QueueDepthPolicy(_Paced):
         """Grow by `step` above the threshold; fall back to the busy workers when idle."""
         s = snapshot
         if s.queued_tasks > self._threshold:
+            if s.starting_workers:  # the last step is still starting
+                return s.workers
             return self._grow(s.now, s.workers + self._step)
-        if s.queued_tasks == 0 and not self._cooling(s.now):
+        if s.queued_tasks == 0 and not self._cooling(s):
             return max(s.busy_workers, s.base_workers)
         return s.workers
 
@@ -244,16 +258,16 @@ class LatencyPolicy(_Paced):
         s = snapshot
         service = s.average_execution_time
         if service <= 0:  # nothing measured yet: grow one at a time while work waits
-            wanted = s.workers + 1 if s.queued_tasks else s.workers
+            wanted = s.workers + 1 if s.queued_tasks and not s.starting_workers else s.workers
         else:
             steady = math.ceil(s.arrival_rate * service * self._headroom)
             backlog = math.ceil(s.queued_tasks * service / self._target)
             wanted = max(steady, backlog, s.busy_workers, s.base_workers)
-            if s.p95_wait_time > self._target and s.queued_tasks:
+            if s.p95_wait_time > self._target and s.queued_tasks and not s.starting_workers:
                 wanted = max(wanted, s.workers + 1)
         if wanted > s.workers:
             return self._grow(s.now, wanted)
-        return s.workers if self._cooling(s.now) else wanted
+        return s.workers if self._cooling(s) else wanted
 
     def __repr__(self) -> str:
         return f"LatencyPolicy(target={self._target}, headroom={self._headroom})"
