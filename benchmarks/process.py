@@ -11,6 +11,10 @@ Scenarios, each against its baselines in the same run:
 - crash: 4 workers, 2,000 short tasks, one worker process killed with SIGKILL mid-run: tasks
   lost, and the time until a fresh process serves; `ProcessPoolExecutor` in the same scenario.
 - hung: a task that never returns, with a 0.2 s timeout: how soon its caller is answered.
+- burst: 1 base worker, up to 8, the queue-depth policy (one more worker per 0.1 s while work
+  waits); a burst of CPU tasks arrives at once, twice with an idle gap: burst processes started
+  and the wall time, for the policy as shipped (no step while the last one is still starting)
+  and for the same policy blind to start-up.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -31,7 +36,7 @@ from typing import Any
 
 import loky  # type: ignore[import-untyped]
 
-from tasker import TaskManager
+from tasker import QueueDepthPolicy, ScalingSnapshot, TaskManager, hookimpl
 
 WORKERS = 2
 
@@ -198,6 +203,53 @@ def hung() -> dict[str, float]:
         }
 
 
+class StartupBlind(QueueDepthPolicy):
+    """The queue-depth policy as it was before it accounted for start-up: it never sees any."""
+
+    def target_workers(self, snapshot: ScalingSnapshot) -> int:
+        blind = dataclasses.replace(snapshot, starting_workers=0, startup_time=0.0)
+        return super().target_workers(blind)
+
+
+class Workers:
+    """Counts burst workers started (a plugin)."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    @hookimpl
+    def tasker_worker_started(self, manager: str, worker_id: int, burst: bool) -> None:
+        self.started += burst
+
+
+def burst(tasks: int, n: int) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for name, policy in (
+        ("start-up aware", QueueDepthPolicy(threshold=0, interval=0.1, cooldown=0.5)),
+        ("start-up blind", StartupBlind(threshold=0, interval=0.1, cooldown=0.5)),
+    ):
+        count = Workers()
+        with (
+            TaskManager.builder()
+            .with_executor("process", start_method="spawn")
+            .with_workers(1, max_workers=8)
+            .with_resource_pool(0)
+            .with_policy(policy)
+            .with_plugins(count)
+            .build() as m
+        ):
+            m.queue_task(pid_of)
+            started = time.perf_counter()
+            for round_ in range(2):
+                for future in [m.submit(burn, n) for _ in range(tasks)]:
+                    future.result()
+                if round_ == 0:
+                    time.sleep(1.0)  # idle: the bursts may retire
+            wall = time.perf_counter() - started
+        out[name] = {"burst processes started": count.started, "wall (s)": wall}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
@@ -212,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "trivial_us_per_task": trivial(200 if args.quick else 5_000),
         "crash": crash(tasks, max(1, n // 5)),
         "hung": hung(),
+        "burst": burst(tasks // 4, n),
     }
     cpu_times = report["cpu"]
     print(f"process executor: CPython {report['python']}, {report['cpus']} CPUs")
@@ -233,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     print("hung task, 0.2 s timeout:")
     for name, value in report["hung"].items():
         print(f"  {name}: {value:.3f}")
+    print(f"burst: 1 base worker, up to 8, queue-depth; {tasks // 4} x ~5 ms tasks at once, twice:")
+    for name, row in report["burst"].items():
+        cells = ", ".join(f"{key} {round(value, 2)}" for key, value in row.items())
+        print(f"  {name:<16} {cells}")
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2), encoding="utf-8")

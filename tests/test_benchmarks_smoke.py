@@ -134,3 +134,4 @@ def test_the_process_benchmark_runs_and_loses_no_task(tmp_path: Path) -> None:
     assert report["crash"]["tasker lost"] == 0
     assert report["crash"]["tasker failed"] == 0
     assert report["hung"]["caller answered after (s)"] > 0
+    assert set(report["burst"]) == {"start-up aware", "start-up blind"}
