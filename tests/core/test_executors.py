@@ -384,10 +384,13 @@ async def test_bursts_grow_under_load_and_retire_when_idle(driver: Driver) -> No
         builder(resources, max_workers=3).with_policy("rate", interval=0.02, cooldown=0.05)
     )
     gate = driver.gate()
+    # tasks keep arriving (the rate policy follows arrivals) until the pool is full; a burst
+    # process serves only once started, and the policy steps again once it has
     futures = [managed.submit(driver.hold(gate)) for _ in range(30)]
     for _ in range(2000):
         if managed.stats().active_workers == 3:
             break
+        futures.append(managed.submit(driver.hold(gate)))
         await asyncio.sleep(0.005)
     assert managed.stats().burst_workers == 2
     gate.open()

@@ -80,7 +80,7 @@ class TestDrive:
 async def test_a_failing_pool_fill_fails_the_build_alike_and_destroys_what_was_made(
     driver: Driver,
 ) -> None:
-    resources = Resources()
+    resources = driver.resources()
     resources.fail_create = lambda n: n == 2
     with pytest.raises(
         ResourceCreationError, match="on_create failed while filling the resource pool"
@@ -99,7 +99,7 @@ async def test_a_failing_pool_fill_fails_the_build_alike_and_destroys_what_was_m
 async def test_a_replaced_worker_destroys_its_resource_once_and_serves_again(
     driver: Driver,
 ) -> None:
-    resources = Resources()
+    resources = driver.resources()
     managed = await driver.build(
         TaskManager.builder()
         .with_resource(resources.create, resources.destroy)
