@@ -115,7 +115,7 @@ def encode_result(value: Any, fn: object = None) -> bytes:
 
 
 def portable_error(
-    error: BaseException, dumps: Callable[[Any], bytes] = _pickle_dumps
+    error: BaseException, dumps: Callable[[Any], bytes] = pickle.dumps
 ) -> BaseException:
     """`error` if it survives `dumps` then `pickle.loads`, else a `RemoteTaskError` describing it.
 
