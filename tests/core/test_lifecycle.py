@@ -364,18 +364,16 @@ class Fatal(BaseException):
 async def test_a_base_exception_from_on_create_fails_the_build(
     driver: Driver, raised: type[BaseException]
 ) -> None:
-    resources = driver.resources()
-
-    def create() -> Resource:
-        if resources.create_calls == 1:  # the second base worker
-            resources.create_calls += 1
+    def second_fails(n: int) -> bool:  # counted atomically, wherever the workers start
+        if n == 2:
             raise raised("no")
-        return resources.create()
+        return False
 
+    resources = driver.resources(fail_create=second_fails)
     with pytest.raises(ResourceCreationError):
         await driver.build(
             TaskManager.builder()
-            .with_resource(create, resources.destroy)
+            .with_resource(resources.create, resources.destroy)
             .with_workers(2, max_workers=2)
             .with_resource_pool(0)
             .with_policy("fixed")

@@ -263,6 +263,11 @@ class TestProcesses:
             assert "raise_plain" in note
             assert manager.queue_task(pid_of) > 0  # the worker survived all of it
 
+    def test_run_task_runs_in_the_callers_process_on_a_resource_made_there(self) -> None:
+        with manager_for() as manager:  # no pool: a temporary resource per call
+            assert manager.run_task(pid_of) == os.getpid()
+            assert manager.queue_task(pid_of) != os.getpid()
+
     def test_kill_answers_every_caller_and_leaves_no_child(self) -> None:
         manager = manager_for(workers=2)
         futures = [manager.submit(spin) for _ in range(6)]
