@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -197,12 +198,24 @@ def _holder() -> Any:
     return _actor_class
 
 
-def _connect(options: RayOptions) -> None:
-    """Initialize Ray in this process, unless the program already did."""
+_connecting = threading.Lock()
+
+
+def _connected() -> bool:
     import ray  # noqa: PLC0415
 
-    if not ray.is_initialized():
-        ray.init(address=options.address, **options.init)
+    return bool(ray.is_initialized())
+
+
+def _connect(options: RayOptions) -> None:
+    """Initialize Ray in this process, unless the program (or another worker) already did."""
+    import ray  # noqa: PLC0415
+
+    if ray.is_initialized():
+        return
+    with _connecting:  # the workers of a new manager start their actors at the same time
+        if not ray.is_initialized():
+            ray.init(address=options.address, **options.init)
 
 
 # ----------------------------------------------------------------------- what crosses back
@@ -262,10 +275,10 @@ class _ActorPlace:
         self._options = options
         self._hooks = (on_create, on_destroy)
         self._actor: Any = None
+        self._lost = False  # lost or killed: destroy() only makes sure it is dead
 
     def _start(self) -> Any:
         """Start the actor and ask it to create the resource; the reply's reference."""
-        _connect(self._options)
         actor = _holder().options(**self._options._actor_options()).remote()
         self._actor = actor
         try:
@@ -275,6 +288,13 @@ class _ActorPlace:
             raise TypeError(
                 f"on_create/on_destroy cannot be sent to a Ray actor: {error}"
             ) from error
+
+    def _failed(self, error: BaseException) -> BaseException:
+        """What the caller gets for `error`; a lost actor is not asked to destroy anything."""
+        translated = _translate(error)
+        if isinstance(translated, WorkerCrashedError):
+            self._lost = True
+        return translated
 
     def _submit(self, task: TaskRecord[Any]) -> Any:
         actor = self._actor
@@ -290,6 +310,7 @@ class _ActorPlace:
         self._kill()
 
     def _kill(self) -> None:
+        self._lost = True
         actor = self._actor
         if actor is not None:
             import ray  # noqa: PLC0415
@@ -309,6 +330,7 @@ class RayPlace(_ActorPlace):
         import ray  # noqa: PLC0415
         from ray import exceptions  # noqa: PLC0415
 
+        _connect(self._options)
         reply = self._start()
         timeout = self._options.create_timeout
         try:
@@ -332,7 +354,7 @@ class RayPlace(_ActorPlace):
         try:
             return _outcome(ray.get(reply))
         except exceptions.RayError as error:
-            raise _translate(error) from error
+            raise self._failed(error) from error
 
     def destroy(self) -> None:
         """Ask the actor to run `on_destroy`, then kill it (at once if it does not answer)."""
@@ -341,6 +363,10 @@ class RayPlace(_ActorPlace):
 
         actor = self._actor
         if actor is None:
+            return
+        if self._lost:
+            self._kill()
+            self._actor = None
             return
         try:
             reply = ray.get(actor.destroy.remote(), timeout=self._options.stop_grace)
@@ -359,6 +385,8 @@ class AsyncRayPlace(_ActorPlace):
         """Start the actor; it runs `on_create`."""
         from ray import exceptions  # noqa: PLC0415
 
+        if not _connected():
+            await asyncio.to_thread(_connect, self._options)  # starting Ray takes seconds
         reply = self._start()
         timeout = self._options.create_timeout
         try:
@@ -391,7 +419,7 @@ class AsyncRayPlace(_ActorPlace):
             self._kill()
             raise
         except exceptions.RayError as error:
-            raise _translate(error) from error
+            raise self._failed(error) from error
 
     async def destroy(self) -> None:
         """Ask the actor to run `on_destroy`, then kill it (at once if it does not answer)."""
@@ -399,6 +427,10 @@ class AsyncRayPlace(_ActorPlace):
 
         actor = self._actor
         if actor is None:
+            return
+        if self._lost:
+            self._kill()
+            self._actor = None
             return
         try:
             async with asyncio.timeout(self._options.stop_grace):
