@@ -161,11 +161,22 @@ class RaisingLogger:
 
 
 class RaisingCollector:
-    def __getattr__(self, name: str) -> Any:
-        def fail(*args: object) -> None:
-            raise RuntimeError(f"collector {name} is down")
+    # each method spelled out: from Python 3.12 a runtime-checkable protocol looks methods up
+    # statically, so `__getattr__` would not make this a collector
+    def record_arrival(self, *args: object) -> None:
+        raise RuntimeError("collector record_arrival is down")
 
-        return fail
+    def record_start(self, *args: object) -> None:
+        raise RuntimeError("collector record_start is down")
+
+    def record_completion(self, *args: object) -> None:
+        raise RuntimeError("collector record_completion is down")
+
+    def record_failure(self, *args: object) -> None:
+        raise RuntimeError("collector record_failure is down")
+
+    def record_retry(self, *args: object) -> None:
+        raise RuntimeError("collector record_retry is down")
 
 
 class TestFaultsNeverLoseTasks:
