@@ -10,12 +10,20 @@ export NO_MKDOCS_2_WARNING := 1
 DOCS_SITE ?= site
 # where `make dist` writes the release artifacts (git-ignored)
 DIST ?= dist
+# The other CPython versions `make test` runs the core and adapter suites on, each in its own
+# environment (.venv-3.12, ...) made from the same lock. A version that is not installed is
+# skipped with a warning; MATRIX_REQUIRED=1 makes it an error, MATRIX= runs none.
+MATRIX ?= 3.12 3.13
+MATRIX_REQUIRED ?=
+# the core's suite, every adapter's (tests/<adapter>/) and the versions test; not the
+# integration tests, which build wheels and fresh environments of their own
+MATRIX_TESTS ?= $(filter-out tests/integration/,$(wildcard tests/*/)) tests/test_versions.py
 
-.PHONY: help demo test lint typecheck pytest docs docs-build bench dist examples clean
+.PHONY: help demo test lint typecheck pytest pytest-matrix docs docs-build bench dist examples clean
 
 help:
 	@echo "make demo   - run the showcase"
-	@echo "make test   - lint, type-check, run the whole test suite and build the docs strictly"
+	@echo "make test   - lint, type-check, the test suite (also on each installed Python of MATRIX), the docs"
 	@echo "make bench  - benchmarks against the standard library"
 	@echo "make docs   - serve the documentation site on http://127.0.0.1:8000"
 	@echo "make dist   - wheels and sdists of every package in $(DIST)/, checked for release"
@@ -42,6 +50,33 @@ typecheck: $(VENV)/.synced
 pytest: $(VENV)/.synced
 	$(BIN)/pytest
 
+pytest-matrix: $(addprefix pytest-,$(MATRIX))
+
+# CPython $*: pyenv's, else one on PATH, else one uv finds installed (never a download)
+pytest-%: $(VENV)/.synced
+	@python=""; \
+	for candidate in "$$(pyenv prefix $* 2>/dev/null | head -n 1)/bin/python$*" \
+	    "$$(command -v python$* 2>/dev/null)" "$$($(UV) python find --system $* 2>/dev/null)"; do \
+	  if [ -x "$$candidate" ] && [ "$$("$$candidate" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$*" ]; then \
+	    python="$$candidate"; break; \
+	  fi; \
+	done; \
+	if [ -z "$$python" ]; then \
+	  echo "" >&2; \
+	  echo "################################################################" >&2; \
+	  echo "## SKIPPED: CPython $* is not installed: its suite did NOT run ##" >&2; \
+	  echo "################################################################" >&2; \
+	  echo "" >&2; \
+	  test -z "$(MATRIX_REQUIRED)"; exit $$?; \
+	fi; \
+	echo "== CPython $* ($$python): $(MATRIX_TESTS)"; \
+	$(MAKE) --no-print-directory .venv-$*/.synced MATRIX_PYTHON="$$python" && \
+	.venv-$*/bin/pytest -p no:cacheprovider $(MATRIX_TESTS)
+
+.venv-%/.synced: $(UV) uv.lock pyproject.toml packages/*/pyproject.toml packages/*/src/*/_version.py
+	UV_PROJECT_ENVIRONMENT=.venv-$* $(UV) sync --locked --all-packages --python "$(MATRIX_PYTHON)"
+	@touch $@
+
 docs: $(VENV)/.synced
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
@@ -49,7 +84,7 @@ docs-build: $(VENV)/.synced
 	$(BIN)/mkdocs build --strict --clean --site-dir $(DOCS_SITE)
 	$(BIN)/python -m tools.check_site $(DOCS_SITE)
 
-test: lint typecheck pytest docs-build
+test: lint typecheck pytest pytest-matrix docs-build
 
 bench: $(VENV)/.synced
 	$(BIN)/python benchmarks/run.py
@@ -61,4 +96,4 @@ dist: $(VENV)/.synced
 	$(BIN)/python -m tools.dist $(DIST)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(DOCS_SITE) $(DIST)
+	rm -rf $(VENV) .venv-*/ .mypy_cache .pytest_cache .ruff_cache $(DOCS_SITE) $(DIST)

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
 
 from tests.helpers import Resources
+
+GIL_DISABLED = not getattr(sys, "_is_gil_enabled", lambda: True)()
+"""Running on a free-threaded interpreter with the GIL off (3.13t, `PYTHON_GIL=0`)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Without the GIL, a `gil` test still runs, but its failure is expected, not an error."""
+    if not GIL_DISABLED:
+        return
+    for item in items:
+        if item.get_closest_marker("gil") is not None:
+            item.add_marker(
+                pytest.mark.xfail(
+                    reason="exercises code that assumes the GIL (docs/development.md)",
+                    strict=False,
+                )
+            )
 
 
 @pytest.fixture

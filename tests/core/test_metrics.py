@@ -347,6 +347,7 @@ class TestCollector:
         grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
         assert grown < 16 * 1024
 
+    @pytest.mark.gil
     def test_concurrent_recording_loses_nothing(self) -> None:
         c = InMemoryCollector()
 
@@ -363,6 +364,7 @@ class TestCollector:
         m = c.metrics()
         assert m.total_tasks_arrived == m.total_tasks_completed == 20_000
 
+    @pytest.mark.gil
     def test_threads_recording_and_reading_at_once_lose_no_event(self) -> None:
         # every duration is a multiple of 2**-10 s, so every sum is exact in any order
         threads, attempts = 6, 15_000
@@ -424,6 +426,7 @@ class TestCollector:
         assert m.p50_execution_time == pytest.approx(exact(executions, 0.5), rel=0.01)
         assert m.p99_wait_time == pytest.approx(exact(waits, 0.99), rel=0.01)
 
+    @pytest.mark.gil
     def test_buffers_stay_bounded_while_a_fold_is_under_way(self) -> None:
         c = InMemoryCollector()
         held, release = threading.Event(), threading.Event()
