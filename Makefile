@@ -16,8 +16,10 @@ DIST ?= dist
 MATRIX ?= 3.12 3.13
 MATRIX_REQUIRED ?=
 # the core's suite, every adapter's (tests/<adapter>/) and the versions test; not the
-# integration tests, which build wheels and fresh environments of their own
-MATRIX_TESTS ?= $(filter-out tests/integration/,$(wildcard tests/*/)) tests/test_versions.py
+# integration tests, which build wheels and fresh environments of their own, nor Ray's, which
+# starts a local cluster per module (both run on the main interpreter)
+MATRIX_EXCLUDE ?= tests/integration/ tests/ray/
+MATRIX_TESTS ?= $(filter-out $(MATRIX_EXCLUDE),$(wildcard tests/*/)) tests/test_versions.py
 
 .PHONY: help demo test lint typecheck pytest pytest-matrix docs docs-build bench dist examples clean
 
