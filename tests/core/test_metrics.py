@@ -322,6 +322,34 @@ class TestCollector:
             c.rates()
         assert c.rates() == (0.0, 0.0)
 
+    def test_recent_activity_covers_the_window_only(self) -> None:
+        clock = FakeClock()
+        c = InMemoryCollector(window=1.0, clock=clock)
+        for _ in range(10):  # an old second: slow successes
+            c.record_attempt(0.0, 0.5, COMPLETED)
+            clock.now += 0.1
+            c.recent()
+        for _ in range(10):  # the last second: fast successes, one in five attempts raising
+            c.record_attempt(0.0, 0.01, COMPLETED)
+            c.record_attempt(0.0, 0.01, COMPLETED)
+            c.record_attempt(0.0, 0.01, COMPLETED)
+            c.record_attempt(0.0, 9.0, FAILED)  # a failure's run time is not a success's
+            c.record_attempt(0.0, 0.0, RETRIED)
+            clock.now += 0.1
+            c.recent()
+        recent = c.recent(window=1.0)
+        assert recent.execution_time == pytest.approx(0.01)
+        assert recent.error_ratio == pytest.approx(2 / 5)
+        assert recent.completion_rate == pytest.approx(40, rel=0.15)  # successes and failures
+        assert c.rates(window=1.0) == (recent.arrival_rate, recent.completion_rate)
+
+    def test_recent_activity_is_zero_when_nothing_ended(self) -> None:
+        clock = FakeClock()
+        c = InMemoryCollector(clock=clock)
+        clock.now += 0.5
+        recent = c.recent()
+        assert (recent.execution_time, recent.error_ratio) == (0.0, 0.0)
+
     def test_protocol_methods_match_record_attempt(self) -> None:
         c = InMemoryCollector()
         c.record_start(Info(), 0.5)

@@ -23,6 +23,7 @@ __all__ = [
     "RETRIED",
     "InMemoryCollector",
     "MetricsCollector",
+    "RecentActivity",
     "TaskInfo",
     "TaskMetrics",
 ]
@@ -30,6 +31,8 @@ __all__ = [
 _BATCH = 256  # events buffered before they are folded into the sketches and totals
 _BACKLOG = 8 * _BATCH  # events buffered at most while a fold is under way (about)
 _T = TypeVar("_T")
+# (time, arrived, finished, succeeded, their execution time, attempts that raised)
+_Totals = tuple[float, int, int, int, float, int]
 
 COMPLETED = 0
 """`record_attempt` outcome: the task succeeded."""
@@ -122,6 +125,28 @@ class TaskMetrics:
     failure_rate: float
 
 
+@dataclass(frozen=True, slots=True)
+class RecentActivity:
+    """What happened over a recent window (see `InMemoryCollector.recent`).
+
+    Attributes:
+        arrival_rate: submissions per second.
+        completion_rate: tasks finished (succeeded or failed for good) per second.
+        execution_time: the mean run time, in seconds, of the attempts that succeeded
+            (0 when none did).
+        error_ratio: the share of the attempts that ended and raised, failed for good or
+            retried (0 when none ended).
+    """
+
+    arrival_rate: float
+    completion_rate: float
+    execution_time: float
+    error_ratio: float
+
+
+_IDLE = RecentActivity(0.0, 0.0, 0.0, 0.0)
+
+
 class InMemoryCollector:
     """The default collector: aggregates in bounded memory and answers `metrics()` cheaply.
 
@@ -152,6 +177,7 @@ class InMemoryCollector:
         "_retried",
         "_retries",
         "_samples",
+        "_success_sum",
         "_wait",
         "_wait_sum",
         "_waits",
@@ -175,6 +201,7 @@ class InMemoryCollector:
         self._wait = QuantileSketch(relative_accuracy)
         # what the buffers held, once folded
         self._exec_sum = 0.0
+        self._success_sum = 0.0  # execution time of the successes alone
         self._wait_sum = 0.0
         self._arrived = 0
         self._completed = 0
@@ -188,8 +215,8 @@ class InMemoryCollector:
         self._retries: list[None] = []
         self._arrivals: list[None] = []
         self._limit = _BATCH  # the buffer length at which a recorder folds
-        # (time, arrived, finished) every `resolution` seconds at most: the sliding window
-        self._samples: deque[tuple[float, int, int]] = deque([(clock(), 0, 0)], maxlen=12)
+        # the running totals every `resolution` seconds at most: the sliding window
+        self._samples: deque[_Totals] = deque([(clock(), 0, 0, 0, 0.0, 0)], maxlen=12)
 
     @property
     def window(self) -> float:
@@ -271,6 +298,8 @@ class InMemoryCollector:
         failures = _drain(self._failures)
         self._completed += len(completions)
         self._failed += len(failures)
+        if completions:
+            self._success_sum += sum(completions)
         executions = completions + failures if failures else completions
         if executions:
             self._exec.add_many(executions)
@@ -286,35 +315,61 @@ class InMemoryCollector:
         `window` defaults to the collector's; a shorter one (down to a tenth of it) reacts
         faster to a change of load, which is what a scaling policy wants.
         """
-        with self._lock:
-            return self._rates_locked(self._window if window is None else window)
+        recent = self.recent(window)
+        return recent.arrival_rate, recent.completion_rate
 
-    def _rates_locked(self, window: float | None = None) -> tuple[float, float]:
-        if window is None:
-            window = self._window
+    def recent(self, window: float | None = None) -> RecentActivity:
+        """Rates, mean run time and error ratio over the recent `window` (as for `rates`)."""
+        with self._lock:
+            return self._recent_locked(self._window if window is None else window)
+
+    def _recent_locked(self, window: float) -> RecentActivity:
         now = self._clock()
-        # the totals so far: folded, plus what the buffers hold (no fold runs: the lock is ours)
-        arrived = self._arrived + len(self._arrivals)
-        finished = self._completed + self._failed + len(self._completions) + len(self._failures)
+        totals = self._totals_locked(now)
         samples = self._samples
         if now - samples[-1][0] >= self._resolution:
-            samples.append((now, arrived, finished))
+            samples.append(totals)
         # the newest sample at least one window old, else the oldest we have
-        then, arrived0, finished0 = samples[0]
+        then = samples[0]
         for sample in samples:
             if now - sample[0] < window:
                 break
-            then, arrived0, finished0 = sample
-        elapsed = now - then
+            then = sample
+        elapsed = now - then[0]
         if elapsed <= 0:
-            return 0.0, 0.0
-        return (arrived - arrived0) / elapsed, (finished - finished0) / elapsed
+            return _IDLE
+        _, arrived, finished, succeeded, success_time, errors = (
+            b - a for a, b in zip(then, totals, strict=True)
+        )
+        attempts = succeeded + errors
+        return RecentActivity(
+            arrival_rate=arrived / elapsed,
+            completion_rate=finished / elapsed,
+            execution_time=success_time / succeeded if succeeded else 0.0,
+            error_ratio=errors / attempts if attempts else 0.0,
+        )
+
+    def _totals_locked(self, now: float) -> _Totals:
+        """The running totals: folded, plus what the buffers hold.
+
+        No fold runs meanwhile (the lock is ours), and recorders only append.
+        """
+        successes = self._completions[:]
+        failed = self._failed + len(self._failures)
+        return (
+            now,
+            self._arrived + len(self._arrivals),
+            self._completed + len(successes) + failed,
+            self._completed + len(successes),
+            self._success_sum + sum(successes),
+            failed + self._retried + len(self._retries),
+        )
 
     def metrics(self) -> TaskMetrics:
         """Return a snapshot of everything recorded before the call."""
         with self._lock:
             self._fold()
-            arrival_rate, completion_rate = self._rates_locked()
+            recent = self._recent_locked(self._window)
             measured = self._exec.count
             waited = self._wait.count
             low, high = (self._exec.min, self._exec.max) if measured else (0.0, 0.0)
@@ -332,8 +387,8 @@ class InMemoryCollector:
                 p50_wait_time=w50,
                 p95_wait_time=w95,
                 p99_wait_time=w99,
-                task_arrival_rate=arrival_rate,
-                task_completion_rate=completion_rate,
+                task_arrival_rate=recent.arrival_rate,
+                task_completion_rate=recent.completion_rate,
                 total_tasks_arrived=self._arrived,
                 total_tasks_completed=self._completed,
                 total_tasks_failed=self._failed,
