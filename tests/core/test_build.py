@@ -134,7 +134,7 @@ class TestValidation:
             TaskManager.builder().with_health_check(True)  # type: ignore[arg-type]
 
     def test_unknown_policy_lists_the_known_ones(self) -> None:
-        known = "'fixed', 'latency', 'queue-depth', 'rate'"
+        known = "'adaptive', 'fixed', 'latency', 'queue-depth', 'rate'"
         with pytest.raises(ValueError, match=f"unknown policy 'fast'; known policies: {known}$"):
             TaskManager.builder().with_policy("fast").build()
 

@@ -235,7 +235,13 @@ class TestRegistries:
 
     def test_builtins_are_registered_like_any_plugin(self) -> None:
         plugins = Plugins()
-        assert plugins.registry("policies").names() == ["fixed", "latency", "queue-depth", "rate"]
+        assert plugins.registry("policies").names() == [
+            "adaptive",
+            "fixed",
+            "latency",
+            "queue-depth",
+            "rate",
+        ]
         executors = plugins.registry("executors")
         builtin = [name for name in executors.names() if executors.owner(name) == "tasker"]
         assert builtin == ["asyncio", "process", "thread"]  # installed adapters add theirs
@@ -396,7 +402,8 @@ class TestOptionOrder:
 
     def test_a_name_no_plugin_brings_fails_at_build_listing_the_known_ones(self) -> None:
         builder = TaskManager.builder().with_policy("mine", step=2)
-        with pytest.raises(ValueError, match="unknown policy 'mine'; known policies: 'fixed'"):
+        known = "known policies: 'adaptive', 'fixed'"
+        with pytest.raises(ValueError, match=f"unknown policy 'mine'; {known}"):
             builder.build()
 
     def test_options_of_a_known_name_are_still_checked_where_they_are_given(self) -> None:

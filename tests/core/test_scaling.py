@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 
 import pytest
 
@@ -224,6 +225,19 @@ class TestLatencyPolicy:
             assert manager.queue_task(lambda r: 2) == 2
 
 
+class Recording:
+    """Keeps every snapshot it is shown."""
+
+    interval = 0.01
+
+    def __init__(self) -> None:
+        self.snapshots: list[ScalingSnapshot] = []
+
+    def target_workers(self, snapshot: ScalingSnapshot) -> int:
+        self.snapshots.append(snapshot)
+        return snapshot.workers
+
+
 class SwitchPolicy:
     """A policy the test steers by hand."""
 
@@ -308,6 +322,27 @@ class TestBursting:
             assert wait_until(lambda: manager.stats().active_workers == 5)
             assert not threading.Event().wait(0.1)
             assert manager.stats().active_workers == 5
+
+    def test_the_snapshot_carries_recent_run_time_and_errors(self) -> None:
+        def work(_: object, fail: bool) -> None:
+            time.sleep(0.002)  # the work itself: a measurable run time
+            if fail:
+                raise ValueError("overloaded")
+
+        policy = Recording()
+
+        def seen() -> bool:
+            return any(
+                s.recent_execution_time >= 0.002 and 0.2 < s.error_ratio < 0.8
+                for s in list(policy.snapshots)
+            )
+
+        with TaskManager.builder().with_workers(2).with_policy(policy).build() as manager:
+            for _ in range(100):  # until a decision has seen a batch within its window
+                wait([manager.submit(work, i % 2 == 0) for i in range(20)], timeout=10)
+                if wait_until(seen, timeout=0.2):
+                    break
+            assert seen()
 
     def test_a_failing_policy_is_logged_and_the_pool_kept(self) -> None:
         class Broken:

@@ -47,6 +47,14 @@ POLICY_OPTIONS: list[tuple[str, str]] = [
     ("latency", "headroom"),
     ("latency", "interval"),
     ("latency", "cooldown"),
+    ("adaptive", "interval"),
+    ("adaptive", "tolerance"),
+    ("adaptive", "backoff"),
+    ("adaptive", "max_error_ratio"),
+    ("adaptive", "settle"),
+    ("adaptive", "probe"),
+    ("adaptive", "memory"),
+    ("adaptive", "cooldown"),
 ]
 
 

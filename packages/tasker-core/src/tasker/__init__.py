@@ -37,6 +37,7 @@ from tasker.log import Logger, NullLogger, StdlibLogger
 from tasker.manager import TaskManager
 from tasker.metrics import InMemoryCollector, MetricsCollector, TaskInfo, TaskMetrics
 from tasker.scaling import (
+    AdaptivePolicy,
     FixedPolicy,
     LatencyPolicy,
     QueueDepthPolicy,
@@ -48,6 +49,7 @@ from tasker.sketch import QuantileSketch
 from tasker.stats import KillReport, ManagerState, TaskStats
 
 __all__ = [
+    "AdaptivePolicy",
     "AlwaysHealthy",
     "AsyncPlace",
     "AsyncTaskFuture",

@@ -10,7 +10,7 @@ from tasker.hookspecs import hookimpl
 from tasker.log import NullLogger, StdlibLogger
 from tasker.metrics import InMemoryCollector
 from tasker.plugins import Registry
-from tasker.scaling import FixedPolicy, LatencyPolicy, QueueDepthPolicy, RatePolicy
+from tasker.scaling import AdaptivePolicy, FixedPolicy, LatencyPolicy, QueueDepthPolicy, RatePolicy
 
 
 @hookimpl
@@ -30,10 +30,11 @@ def _process_executor(**settings: Any) -> Any:
 
 @hookimpl
 def tasker_register_policies(registry: Registry[Any]) -> None:
-    """`"rate"` (the default), `"queue-depth"`, `"latency"` and `"fixed"`."""
+    """`"rate"` (the default), `"queue-depth"`, `"latency"`, `"adaptive"` and `"fixed"`."""
     registry.register("rate", RatePolicy)
     registry.register("queue-depth", QueueDepthPolicy)
     registry.register("latency", LatencyPolicy)
+    registry.register("adaptive", AdaptivePolicy)
     registry.register("fixed", FixedPolicy)
 
 

@@ -56,9 +56,7 @@ class Scaler:
         metrics = collector.metrics()
         # the policy sees rates over the last three decisions, not the 1 s metrics window: a
         # step in the load shows within one interval instead of a second
-        arrival_rate, completion_rate = collector.rates(
-            window=max(3 * cfg.policy.interval, collector.window / 10)
-        )
+        recent = collector.recent(window=max(3 * cfg.policy.interval, collector.window / 10))
         return ScalingSnapshot(
             now=time.monotonic(),
             base_workers=cfg.workers,
@@ -66,12 +64,14 @@ class Scaler:
             workers=len(workers),
             busy_workers=sum(1 for w in workers if w.current is not None),
             queued_tasks=queued,
-            arrival_rate=arrival_rate,
-            completion_rate=completion_rate,
+            arrival_rate=recent.arrival_rate,
+            completion_rate=recent.completion_rate,
             average_execution_time=metrics.average_execution_time,
             p95_wait_time=metrics.p95_wait_time,
             starting_workers=sum(1 for w in workers if w.starting_since is not None),
             startup_time=self._startup_time,
+            recent_execution_time=recent.execution_time,
+            error_ratio=recent.error_ratio,
         )
 
     def target(self, workers: Sequence[Worker], queued: int) -> int | None:

@@ -9,12 +9,14 @@ retires only *idle* burst workers to shrink.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from tasker import _validate as validate
 
 __all__ = [
+    "AdaptivePolicy",
     "FixedPolicy",
     "LatencyPolicy",
     "QueueDepthPolicy",
@@ -44,6 +46,10 @@ class ScalingSnapshot:
             its way, not yet serving.
         startup_time: recent seconds a new worker took to make its resource (0 before the
             first): what adding a worker costs before it serves.
+        recent_execution_time: mean run time of the attempts that succeeded over the recent
+            window, in seconds (0 when none did).
+        error_ratio: share of the attempts that ended over the recent window and raised
+            (failed for good or retried); 0 when none ended.
     """
 
     now: float
@@ -58,6 +64,8 @@ class ScalingSnapshot:
     p95_wait_time: float = 0.0
     starting_workers: int = 0
     startup_time: float = 0.0
+    recent_execution_time: float = 0.0
+    error_ratio: float = 0.0
 
 
 @runtime_checkable
@@ -271,6 +279,178 @@ class LatencyPolicy(_Paced):
 
     def __repr__(self) -> str:
         return f"LatencyPolicy(target={self._target}, headroom={self._headroom})"
+
+
+class AdaptivePolicy(_Paced):
+    """Find how many workers the downstream serves well, from run times and errors; hold there.
+
+    For workers that share something of limited capacity (a database with a few useful
+    connections, a rate-limited API), workers past that capacity only add contention: each
+    call takes longer, some fail, fewer succeed per second. This policy needs no capacity
+    figure: like TCP Vegas and gradient concurrency limiters, it watches the run time of
+    recent attempts and their errors, and keeps the pool where run time has not started to
+    rise yet.
+
+    A decision judges the current worker count `n` once it has been in place for `settle`
+    decisions (the snapshot's recent figures cover the last three) while work was waiting
+    or every worker was busy:
+
+    - the **baseline** is the lowest mean run time seen over the last `memory` seconds: what a
+      call costs when the downstream is not contended; the **gradient** is the recent mean run
+      time over the baseline;
+    - **congested** when the gradient exceeds `1 + tolerance`, or more than `max_error_ratio`
+      of the recent attempts raised. The pool then backs off multiplicatively, to
+      `n × (1 + tolerance) / gradient` — the count at which run time would be back near the
+      baseline — bounded to `[n / 2, n × backoff]`, and `n` becomes the **ceiling**;
+    - otherwise, with work waiting, it grows: by half its size until the first congestion
+      (slow start), then by one, up to one below the ceiling;
+    - just below the ceiling it holds, and every `probe` seconds tries one worker more. A probe
+      that finds congestion doubles that wait (up to 8 × `probe`), so a steady load sees ever
+      rarer probes; a probe that finds none forgets the ceiling (the downstream got more
+      capacity) and growth resumes.
+
+    With nothing queued and idle workers it does not grow; once `cooldown` has passed since
+    the last growth, it shrinks to what the measured demand needs (arrival rate × run time,
+    plus a quarter), never below the busy workers.
+
+    Args:
+        interval: seconds between decisions.
+        tolerance: how much the run time may exceed its baseline before it counts as rising
+            (0.2 = 20 %).
+        backoff: the gentlest multiplicative back-off (0.9: at least 10 % fewer workers).
+        max_error_ratio: the share of attempts that may raise before the pool backs off; set it
+            above the error rate your tasks have when the downstream is healthy.
+        settle: decisions a worker count must be in place before it is judged.
+        probe: seconds held just below the ceiling before trying one worker more.
+        memory: seconds over which the baseline run time is the lowest seen.
+        cooldown: seconds after a growth during which the policy does not shrink an idle pool.
+    """
+
+    __slots__ = (
+        "_backoff",
+        "_ceiling",
+        "_level",
+        "_lows",
+        "_max_errors",
+        "_memory",
+        "_probe",
+        "_probe_at",
+        "_probe_wait",
+        "_probing",
+        "_settle",
+        "_since",
+        "_slow_start",
+        "_target",
+        "_tolerance",
+    )
+
+    def __init__(
+        self,
+        *,
+        interval: float = 0.1,
+        tolerance: float = 0.2,
+        backoff: float = 0.9,
+        max_error_ratio: float = 0.05,
+        settle: int = 3,
+        probe: float = 5.0,
+        memory: float = 30.0,
+        cooldown: float = 0.5,
+    ) -> None:
+        super().__init__(interval, cooldown)
+        self._tolerance = validate.number("tolerance", tolerance, minimum=0.0, inclusive=False)
+        self._backoff = validate.number("backoff", backoff, minimum=0.5)
+        if self._backoff >= 1:
+            raise ValueError(f"backoff must be a finite number >= 0.5 and < 1, got {backoff!r}")
+        self._max_errors = validate.number("max_error_ratio", max_error_ratio, minimum=0.0)
+        self._settle = validate.integer("settle", settle, minimum=1)
+        self._probe = _positive("probe", probe)
+        self._memory = _positive("memory", memory)
+        self._lows: deque[tuple[float, float]] = deque()  # (time, run time), increasing
+        self._target: int | None = None
+        self._level = -1  # the worker count being measured, in place since `_since`
+        self._since = -math.inf
+        self._ceiling: int | None = None  # the lowest count found congested
+        self._slow_start = True
+        self._probe_wait = self._probe
+        self._probe_at = -math.inf
+        self._probing = 0  # the count a probe asked for
+
+    @property
+    def ceiling(self) -> int | None:
+        """The lowest worker count found congested (and not since found fine), if any."""
+        return self._ceiling
+
+    def target_workers(self, snapshot: ScalingSnapshot) -> int:
+        """Return the worker count just below where run time starts to rise."""
+        s = snapshot
+        n = s.workers
+        if n != self._level:
+            self._level, self._since = n, s.now
+        if self._target is None:
+            self._target = n
+        saturated = s.queued_tasks > 0 or s.busy_workers >= n
+        measured = s.recent_execution_time > 0 or s.error_ratio > 0
+        settled = s.now - self._since >= self._settle * self._interval - 1e-9
+        if not saturated:
+            self._target = self._shrink(s)
+        elif settled and measured:
+            self._target = self._judge(s)
+        return max(s.base_workers, min(s.max_workers, self._target))
+
+    def _judge(self, s: ScalingSnapshot) -> int:
+        n = s.workers
+        gradient = 1.0
+        if s.recent_execution_time > 0:
+            gradient = s.recent_execution_time / self._baseline(s.now, s.recent_execution_time)
+        if gradient > 1 + self._tolerance or s.error_ratio > self._max_errors:
+            return self._back_off(s.now, n, gradient)
+        if self._ceiling is not None and n >= self._ceiling:  # a probe found room
+            self._ceiling = None
+            self._probe_wait = self._probe
+        if s.queued_tasks == 0:
+            return n  # busy but nothing waits: no reason to grow
+        step = max(1, n // 2) if self._slow_start else 1
+        if self._ceiling is None or n + step < self._ceiling:
+            return self._grow(s.now, n + step)
+        if s.now >= self._probe_at and n < s.max_workers:
+            self._probing = n + 1
+            return self._grow(s.now, n + 1)
+        return n
+
+    def _back_off(self, now: float, n: int, gradient: float) -> int:
+        self._slow_start = False
+        self._ceiling = n
+        if n == self._probing:  # the probe failed: probe less often
+            self._probe_wait = min(2 * self._probe_wait, 8 * self._probe)
+        self._probing = 0
+        self._probe_at = now + self._probe_wait
+        factor = min(self._backoff, max(0.5, (1 + self._tolerance) / gradient))
+        return min(n - 1, math.floor(n * factor + 1e-9))  # 5 x (1.2 / 1.5) is 4, not 3.99...
+
+    def _baseline(self, now: float, run_time: float) -> float:
+        """The lowest run time of the last `memory` seconds, `run_time` (measured now) included."""
+        lows = self._lows
+        while lows and lows[-1][1] >= run_time:
+            lows.pop()
+        lows.append((now, run_time))
+        while lows[0][0] < now - self._memory:
+            lows.popleft()
+        return lows[0][1]
+
+    def _shrink(self, s: ScalingSnapshot) -> int:
+        target = self._target if self._target is not None else s.workers
+        if self._cooling(s):
+            return target
+        demand = math.ceil(s.arrival_rate * s.recent_execution_time * 1.25)
+        return min(target, max(demand, s.busy_workers, s.base_workers))
+
+    def __repr__(self) -> str:
+        return (
+            f"AdaptivePolicy(interval={self._interval}, tolerance={self._tolerance}, "
+            f"backoff={self._backoff}, max_error_ratio={self._max_errors}, "
+            f"settle={self._settle}, probe={self._probe}, memory={self._memory}, "
+            f"cooldown={self._cooldown})"
+        )
 
 
 def _headroom(value: float) -> float:
