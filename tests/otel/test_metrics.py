@@ -15,7 +15,15 @@ import pytest
 from opentelemetry.sdk.metrics.export import HistogramDataPoint
 
 import tasker_otel
-from tasker import MetricsCollector, TaskManager, TaskManagerBuilder, UnhealthyOn, current_task
+from tasker import (
+    MetricsCollector,
+    QueueFullError,
+    TaskExpiredError,
+    TaskManager,
+    TaskManagerBuilder,
+    UnhealthyOn,
+    current_task,
+)
 from tasker.plugins import Plugins
 from tasker.scaling import ScalingSnapshot
 from tasker_otel import OTelCollector, names, observe
@@ -118,6 +126,8 @@ def test_units_and_names_follow_the_conventions(otel_metrics: Metrics) -> None:
         names.TASKS_COMPLETED: names.UNIT_TASK,
         names.TASKS_FAILED: names.UNIT_TASK,
         names.TASKS_RETRIED: names.UNIT_RETRY,
+        names.TASKS_REJECTED: names.UNIT_TASK,
+        names.TASKS_SHED: names.UNIT_TASK,
         names.TASK_DURATION: names.UNIT_SECONDS,
         names.TASK_WAIT_TIME: names.UNIT_SECONDS,
         names.QUEUE_DEPTH: names.UNIT_TASK,
@@ -135,7 +145,9 @@ def test_units_and_names_follow_the_conventions(otel_metrics: Metrics) -> None:
             manager.queue_task(boom)
         manager.run_task(fail_once())  # one retry
         found = otel_metrics.collect()
-    assert set(found) == set(instruments)
+    overload = {names.TASKS_REJECTED, names.TASKS_SHED}  # only a bounded queue records them
+    assert set(found) == set(instruments) - overload
+    found.update(overload_metrics(otel_metrics))
     for name, unit in instruments.items():
         assert found[name].unit == unit, name
         assert name == name.lower()
@@ -145,6 +157,34 @@ def test_units_and_names_follow_the_conventions(otel_metrics: Metrics) -> None:
     for unit in (names.UNIT_TASK, names.UNIT_RETRY, names.UNIT_WORKER, names.UNIT_RESOURCE):
         assert unit.startswith("{")
         assert unit.endswith("}")
+
+
+def overload_metrics(otel: Metrics) -> dict[str, Any]:
+    """Reject one submission and shed two tasks; return the counters' metrics."""
+    gate, started = threading.Event(), threading.Event()
+    overloaded = builder(otel, name="overloaded").with_queue_limit(2).with_max_queue_wait(0.01)
+    with overloaded.build() as manager:
+        manager.submit(lambda _: started.set() or gate.wait(10))
+        assert started.wait(10)
+        late = [manager.submit(functools.partial(echo, i)) for i in range(2)]
+        with pytest.raises(QueueFullError):
+            manager.submit(functools.partial(echo, 3), block=False)
+        assert not gate.wait(0.03)  # the two queued tasks outlive their allowed wait
+        gate.set()
+        for future in late:
+            with pytest.raises(TaskExpiredError):
+                future.result(10)
+        metrics = manager.metrics()
+    found = otel.collect()
+    assert metrics.total_tasks_rejected == total(found[names.TASKS_REJECTED]) == 1
+    assert metrics.total_tasks_shed == total(found[names.TASKS_SHED]) == 2
+    return {name: found[name] for name in (names.TASKS_REJECTED, names.TASKS_SHED)}
+
+
+def test_rejections_and_shed_tasks_are_counted(otel_metrics: Metrics) -> None:
+    found = overload_metrics(otel_metrics)
+    shed = points(found[names.TASKS_SHED])[0].attributes
+    assert shed == {names.ATTR_MANAGER: "overloaded", names.ATTR_QUEUE: names.QUEUE_MAIN}
 
 
 def test_the_collector_composes_with_the_built_in_metrics(otel_metrics: Metrics) -> None:

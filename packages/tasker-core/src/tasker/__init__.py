@@ -16,10 +16,12 @@ from tasker.errors import (
     CancelledError,
     ManagerBrokenError,
     ManagerClosedError,
+    QueueFullError,
     RemoteTaskError,
     ResourceCreationError,
     RetriesExhaustedError,
     TaskerError,
+    TaskExpiredError,
     WorkerCrashedError,
 )
 from tasker.events import Event
@@ -73,6 +75,7 @@ __all__ = [
     "Place",
     "QuantileSketch",
     "QueueDepthPolicy",
+    "QueueFullError",
     "RatePolicy",
     "RemoteTaskError",
     "ResourceCreationError",
@@ -81,6 +84,7 @@ __all__ = [
     "ScalingPolicy",
     "ScalingSnapshot",
     "StdlibLogger",
+    "TaskExpiredError",
     "TaskFuture",
     "TaskInfo",
     "TaskManager",

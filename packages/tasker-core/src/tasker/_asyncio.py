@@ -19,6 +19,7 @@ from functools import partial
 from threading import get_ident
 from typing import Any, Generic, TypeVar
 
+from tasker._admission import Admission
 from tasker._core import Core
 from tasker._lifecycle import Step, Steps, drive, start_steps, supervise_steps, worker_steps
 from tasker._queue import EXIT
@@ -99,6 +100,27 @@ class _Channel:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class _Waiter:
+    """A coroutine waiting for room in a full queue awaits a future the core resolves once."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._future: asyncio.Future[None] = loop.create_future()
+
+    def wake(self) -> None:
+        if not self._future.done():
+            self._future.set_result(None)
+
+    async def wait(self, timeout: float | None) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._future
+        except TimeoutError:
+            return False
+        return True
 
 
 class _InContext:
@@ -241,6 +263,21 @@ class AsyncRuntime:
         )
 
     # -------------------------------------------------------------- Runtime API
+
+    def new_waiter(self) -> _Waiter:
+        """A submission waiting for room awaits."""
+        return _Waiter(self._loop)
+
+    async def wait_for_room(self, core: Core[Any], queued: Admission) -> TaskRecord[Any]:
+        """Await until the core admits or refuses a submission, or its patience runs out."""
+        waiter = queued.waiter
+        assert isinstance(waiter, _Waiter)
+        try:
+            woken = await waiter.wait(queued.patience)
+        except BaseException:  # the caller was cancelled: nobody will take the future
+            core.interrupted(queued)
+            raise
+        return core.admitted(queued) if woken else core.gave_up(queued)
 
     def interrupt(self, task: TaskRecord[Any]) -> None:
         """Cancel the running attempt of `task`; its worker absorbs the cancellation."""

@@ -38,3 +38,5 @@ class Config(Generic[R]):
     backoff: Backoff
     plugins: Plugins
     timeout: float | None = None
+    queue_limit: int | None = None  # tasks queued at most (both queues), None: no limit
+    max_queue_wait: float | None = None  # seconds a task may wait before it is shed

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from tasker import _validate as validate
+from tasker._admission import Admission, Line
 from tasker._outcome import FailureDecision, decide_failure
 from tasker._pool import PoolSlots
 from tasker._queue import EXIT, TaskQueue
@@ -26,7 +27,13 @@ from tasker._scaler import Scaler
 from tasker._task import ENDED, TaskRecord, TaskState, release
 from tasker._telemetry import Telemetry
 from tasker._worker import Worker
-from tasker.errors import ManagerBrokenError, ManagerClosedError, WorkerCrashedError
+from tasker.errors import (
+    ManagerBrokenError,
+    ManagerClosedError,
+    QueueFullError,
+    TaskExpiredError,
+    WorkerCrashedError,
+)
 from tasker.events import Event
 from tasker.metrics import FAILED as METRIC_FAILED
 from tasker.metrics import RETRIED, TaskMetrics
@@ -94,6 +101,12 @@ class Core(Generic[R]):
         self._prepare: Callable[[Callable[..., Any], tuple[Any, ...]], tuple[Any, ...]] | None = (
             getattr(config.executor, "prepare_task", None)
         )
+        # overload: at most `_limit` tasks queued, submissions waiting for room in `_line`;
+        # tasks that waited longer than `_max_wait` are shed when a worker takes them
+        self._limit = config.queue_limit
+        self._line = Line()
+        self._max_wait = config.max_queue_wait
+        self._overload = self._limit is not None or self._max_wait is not None
 
     # ----------------------------------------------------------------- start
 
@@ -112,18 +125,23 @@ class Core(Generic[R]):
 
     # ------------------------------------------------------------- submission
 
-    def submit(
+    def submit(  # noqa: PLR0917 - every task's path: a positional call is cheaper
         self,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         priority: bool,
         once: bool,
         timeout: float | None,
-    ) -> TaskRecord[Any]:
+        patience: float | None = 0.0,
+    ) -> TaskRecord[Any] | Admission:
         """Queue `fn(resource, *args)`; raise at once if the manager does not accept work.
 
-        A task that finds a worker idle is claimed for it: a later `cancel_queued` leaves it
-        to run, as it would had the worker already picked it up.
+        When the queues are full (`with_queue_limit`), a submission with no `patience` raises
+        `QueueFullError`; one that may wait (seconds, `None`: as long as it takes) lines up
+        and gets the `Admission` its runtime waits on (then `admitted`, `gave_up` when its
+        patience runs out, or `interrupted`). A task that finds a worker idle is claimed for
+        it: a later `cancel_queued` leaves it to run, as it would had the worker already
+        picked it up.
         """
         if not callable(fn):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
@@ -140,15 +158,104 @@ class Core(Generic[R]):
         with self._lock:
             if not self.accepting:
                 raise self.refusal()
-            self._pending += 1
-            if self._idle > self._claimed:
-                task.claimed = True
-                self._claimed += 1
-            self.queue.put(task)
-            # counted once accepted, before a worker can finish it
-            self._collector.record_arrival(task)
-        self.telemetry.task_queued(task)
-        return task
+            queued: TaskRecord[Any] | Admission | None
+            if self._limit is not None and self._full():
+                queued = self._line_up(task, patience)
+            else:  # `_enqueue`, written out: this is every task's path
+                self._pending += 1
+                if self._idle > self._claimed:
+                    task.claimed = True
+                    self._claimed += 1
+                self.queue.put(task)
+                self._collector.record_arrival(task)  # counted before a worker can finish it
+                queued = task
+        if queued is None:
+            raise self._rejected(task)
+        if queued is task:
+            self.telemetry.task_queued(task)
+        return queued
+
+    def _line_up(self, task: TaskRecord[Any], patience: float | None) -> Admission | None:
+        """The queues are full: line `task` up if it may wait, else `None` (under the lock)."""
+        if patience == 0:
+            return None
+        admission = Admission(task, self.runtime.new_waiter(), patience)
+        self._line.join(admission)
+        return admission
+
+    def _enqueue(self, task: TaskRecord[Any]) -> None:
+        """Queue a task admitted from the line (under the lock), as `submit` does."""
+        self._pending += 1
+        if self._idle > self._claimed:
+            task.claimed = True
+            self._claimed += 1
+        self.queue.put(task)
+        self._collector.record_arrival(task)
+
+    def _full(self) -> bool:
+        """Whether the queues hold `queue_limit` tasks (under the lock; a limit is set)."""
+        assert self._limit is not None
+        return self.queue.main_depth + self.queue.priority_depth >= self._limit
+
+    def _rejected(self, task: TaskRecord[Any]) -> QueueFullError:
+        """Count a submission refused for want of room; return the error its caller gets."""
+        self.telemetry.task_rejected(task, self._limit)
+        return QueueFullError(
+            f"cannot submit a task: the queue of manager {self.config.name!r} is full "
+            f"({self._limit} tasks)"
+        )
+
+    def _admit(self) -> list[Admission]:
+        """Queue waiting submissions while there is room (under the lock); return them."""
+        line = self._line
+        admitted = []
+        while line.waiting and not self._full():
+            admission = line.first()
+            task = admission.task
+            task.queued_at = _perf()  # its queue wait starts now, not when it lined up
+            self._enqueue(task)
+            admission.admitted = True
+            admitted.append(admission)
+        return admitted
+
+    def _refuse_line(self) -> list[Admission]:
+        """The manager no longer accepts work: refuse every waiting submission (under the lock)."""
+        refused = self._line.clear()
+        for admission in refused:
+            admission.error = self.refusal()
+        return refused
+
+    def _wake(self, admissions: list[Admission]) -> None:
+        """Release the callers of admissions just decided (outside the lock)."""
+        for admission in admissions:
+            if admission.admitted:
+                self.telemetry.task_queued(admission.task)
+            admission.waiter.wake()
+
+    def admitted(self, admission: Admission) -> TaskRecord[Any]:
+        """A waiting submission was woken: its queued task, or the manager's refusal raised."""
+        if admission.error is not None:
+            raise admission.error
+        return admission.task
+
+    def gave_up(self, admission: Admission) -> TaskRecord[Any]:
+        """A waiting submission's wait ran out: `QueueFullError`, unless decided meanwhile."""
+        with self._lock:
+            waiting = admission.waiting
+            if waiting:
+                self._line.leave(admission)
+        if waiting:
+            raise self._rejected(admission.task)
+        return self.admitted(admission)
+
+    def interrupted(self, admission: Admission) -> None:
+        """A waiting submission's caller was interrupted: leave the line, or cancel its task."""
+        with self._lock:
+            waiting = admission.waiting
+            if waiting:
+                self._line.leave(admission)
+        if not waiting and admission.admitted:
+            self.discard(admission.task)  # nobody will hold its future: do not run it
 
     def check_open(self, action: str) -> None:
         """Raise `ManagerClosedError` if the manager was stopped or killed."""
@@ -185,8 +292,11 @@ class Core(Generic[R]):
             self.queue.forget(task)
             self._pending -= 1
             wake = self.closing and not self._pending
+            admitted = self._admit() if self._line.waiting else None
         release(task)
         self._conclude(task, CANCELLED)
+        if admitted:
+            self._wake(admitted)
         if wake:
             self.wake.set()
         return True
@@ -224,19 +334,82 @@ class Core(Generic[R]):
         """A worker took a task token: claim the next queued task for it, or `None`.
 
         Taking and claiming happen under the lock, so `kill()` sees every task either queued or
-        running, never in between.
+        running, never in between. Tasks that waited longer than `max_queue_wait` are shed on
+        the way; the room taken tasks free goes to submissions waiting for it.
         """
         with self._lock:
             task = self.queue.take()
-            if task is None:
-                return None
-            task.state = RUNNING
-            worker.current = task
-            if task.claimed:
-                self._claimed -= 1
-            if task.attempt == 0:  # its future leaves PENDING before kill() can end it
-                task.set_running_or_notify_cancel()
+            if self._overload:  # a queue limit or a maximum wait: shed, admit
+                shed, task, admitted = self._make_room(task)
+            if task is not None:
+                task.state = RUNNING
+                worker.current = task
+                if task.claimed:
+                    self._claimed -= 1
+                if task.attempt == 0:  # its future leaves PENDING before kill() can end it
+                    task.set_running_or_notify_cancel()
+        if self._overload:
+            if admitted:
+                self._wake(admitted)
+            if shed:
+                self._fail_shed(shed)
         return task
+
+    def _make_room(
+        self, task: TaskRecord[Any] | None
+    ) -> tuple[list[TaskRecord[Any]], TaskRecord[Any] | None, list[Admission]]:
+        """A task was taken: shed it and the next if they waited too long, admit waiting ones.
+
+        Under the lock; returns the shed tasks, the task to run (if any), and the admitted
+        submissions.
+        """
+        shed: list[TaskRecord[Any]] = []
+        if task is not None and self._max_wait is not None:
+            shed, task = self._shed(task)
+        admitted = self._admit() if self._line.waiting else []
+        return shed, task, admitted
+
+    def _shed(self, task: TaskRecord[Any]) -> tuple[list[TaskRecord[Any]], TaskRecord[Any] | None]:
+        """Shed `task`, just taken, and the next ones while they waited too long.
+
+        Under the lock; returns the shed tasks and the first task still in time, if any. The
+        worker took one token for several tasks: the tokens of the shed ones are skipped
+        later, as a cancelled task's are.
+        """
+        assert self._max_wait is not None
+        oldest = _perf() - self._max_wait
+        shed: list[TaskRecord[Any]] = []
+        taken: TaskRecord[Any] | None = task
+        while taken is not None and taken.queued_at < oldest:
+            taken.state = FAILED
+            if taken.claimed:
+                self._claimed -= 1
+            shed.append(taken)
+            taken = self.queue.take()
+        self._pending -= len(shed)
+        return shed, taken
+
+    def _fail_shed(self, shed: list[TaskRecord[Any]]) -> None:
+        """Fail tasks shed for waiting too long (outside the lock)."""
+        max_wait = self._max_wait
+        assert max_wait is not None
+        now = _perf()
+        for task in shed:
+            release(task)
+            waited = now - task.queued_at
+            self.telemetry.task_shed(task, waited, max_wait)
+            error = TaskExpiredError(
+                f"task {task.task_id} was shed: it waited {waited:.3f} s in the queue, longer "
+                f"than the {max_wait} s allowed",
+                waited=waited,
+                max_wait=max_wait,
+            )
+            self._conclude(task, FAILED, error, record=False)
+        if self.closing:
+            with self._lock:
+                wake = not self._pending
+            if wake:
+                self.wake.set()
 
     def attempt_started(self, task: TaskRecord[Any], worker: Worker | None) -> float:
         """Mark an attempt as begun; return its start time (for the wait and run durations)."""
@@ -503,8 +676,10 @@ class Core(Generic[R]):
                 return
             if now - self._failing_since < self.config.backoff.broken_after:
                 return
+            refused: list[Admission] = []
             if state is ManagerState.RUNNING:
                 self._move(ManagerState.BROKEN)
+                refused = self._refuse_line()
             elif not self.queue.main_depth + self.queue.priority_depth:
                 return  # stopping, and the queues were failed already
             doomed = self.queue.drain()
@@ -513,6 +688,7 @@ class Core(Generic[R]):
             self._pending -= len(doomed)
             wake = self.closing and not self._pending
         self.log(logging.ERROR, Event.MANAGER_BROKEN, failed_tasks=len(doomed), error=error)
+        self._wake(refused)
         for task in doomed:
             release(task)
             broken = ManagerBrokenError(
@@ -615,7 +791,9 @@ class Core(Generic[R]):
                 return
             self._move(ManagerState.STOPPING)
             pending = self._pending
+            refused = self._refuse_line()
         self.log(logging.INFO, Event.MANAGER_STOPPING, pending_tasks=pending)
+        self._wake(refused)
         self.wake.set()
 
     def cancel_queued(self) -> int:
@@ -647,6 +825,7 @@ class Core(Generic[R]):
                 return KillReport(cancelled_tasks=0, abandoned_tasks=0)
             self._move(ManagerState.KILLED)
             self.shutdown.set()
+            refused = self._refuse_line()
             queued = self.queue.drain()
             running = [
                 w.current
@@ -660,6 +839,7 @@ class Core(Generic[R]):
                 task.cancel_requested = True
             self._pending = 0
             live = len(self.workers)
+        self._wake(refused)
         for task in queued:
             release(task)
         for task in running:
@@ -739,6 +919,8 @@ class Core(Generic[R]):
             priority_tasks=self.queue.priority_depth,
             available_resources=self.pool.available,
             state=self.state,
+            queue_limit=self._limit,
+            waiting_submissions=self._line.waiting,
         )
 
     def metrics(self) -> TaskMetrics:

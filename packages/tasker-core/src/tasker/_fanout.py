@@ -14,11 +14,14 @@ __all__ = ["CollectorFanout"]
 class CollectorFanout:
     """A `MetricsCollector` that forwards to several; a collector that raises is logged."""
 
-    __slots__ = ("_log", "_others")
+    __slots__ = ("_log", "_others", "_rejections", "_sheds")
 
     def __init__(self, others: tuple[MetricsCollector, ...], log: Callable[..., None]) -> None:
         self._others = others
         self._log = log  # the manager's guarded log path: a raising logger is contained too
+        # the optional methods, for the collectors that define them
+        self._rejections = [c for c in others if callable(getattr(c, "record_rejection", None))]
+        self._sheds = [c for c in others if callable(getattr(c, "record_shed", None))]
 
     def _failed(self, collector: MetricsCollector, method: str, error: BaseException) -> None:
         self._log(
@@ -68,3 +71,19 @@ class CollectorFanout:
                 c.record_retry(task, error)
             except BaseException as failure:  # user code: contained
                 self._failed(c, "record_retry", failure)
+
+    def record_rejection(self, task: TaskInfo) -> None:
+        """Forward to every collector that counts rejections."""
+        for c in self._rejections:
+            try:
+                c.record_rejection(task)  # type: ignore[attr-defined]
+            except BaseException as failure:  # user code: contained
+                self._failed(c, "record_rejection", failure)
+
+    def record_shed(self, task: TaskInfo, wait_time: float) -> None:
+        """Forward to every collector that counts shed tasks."""
+        for c in self._sheds:
+            try:
+                c.record_shed(task, wait_time)  # type: ignore[attr-defined]
+            except BaseException as failure:  # user code: contained
+                self._failed(c, "record_shed", failure)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from tasker._admission import Waiter
     from tasker._queue import Channel
     from tasker._task import TaskRecord
 
@@ -71,6 +72,10 @@ class Runtime(Protocol):
 
         Called as `(core, fn, args, task_id, priority, once, timeout)`.
         """
+        ...
+
+    def new_waiter(self) -> Waiter:
+        """Make what a submission waiting for room in a full queue blocks or awaits on."""
         ...
 
     def interrupt(self, task: TaskRecord[Any]) -> None:

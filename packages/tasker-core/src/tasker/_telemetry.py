@@ -174,6 +174,33 @@ class Telemetry:
             logging.WARNING, Event.TASK_RETRIED, task, elapsed, max_retries=max_retries, error=error
         )
 
+    def task_rejected(self, task: TaskRecord[Any], limit: int | None) -> None:
+        """A submission found the queues full and would not wait (the task was never queued)."""
+        self.collector.record_rejection(task)
+        if self.extra is not None:
+            self.extra.record_rejection(task)
+        self.log(
+            logging.DEBUG,
+            Event.TASK_REJECTED,
+            task_id=task.task_id,
+            queue="priority" if task.priority else "main",
+            queue_limit=limit,
+        )
+
+    def task_shed(self, task: TaskRecord[Any], waited: float, max_wait: float) -> None:
+        """A task waited longer than allowed: it fails without running."""
+        self.collector.record_shed(task, waited)
+        if self.extra is not None:
+            self.extra.record_shed(task, waited)
+        self.log(
+            logging.WARNING,
+            Event.TASK_SHED,
+            task_id=task.task_id,
+            queue="priority" if task.priority else "main",
+            wait_time=waited,
+            max_queue_wait=max_wait,
+        )
+
     def task_abandoned(self, task: TaskRecord[Any]) -> None:
         """`kill()` ended a running task; its attempt goes on unattended."""
         self.log(

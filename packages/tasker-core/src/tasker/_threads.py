@@ -9,10 +9,12 @@ import heapq
 import itertools
 import threading
 import time
+from _thread import allocate_lock
 from collections.abc import Callable, Generator
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
+from tasker._admission import Admission
 from tasker._core import Core
 from tasker._lifecycle import Step, Steps, drive, start_steps, supervise_steps, worker_steps
 from tasker._queue import EXIT
@@ -60,6 +62,22 @@ class _Startup:
         return self.error
 
 
+class _Waiter:
+    """A thread waiting for room in a full queue blocks on a lock the core releases once."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = allocate_lock()
+        self._lock.acquire()
+
+    def wake(self) -> None:
+        self._lock.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        return self._lock.acquire(True, -1 if timeout is None else timeout)
+
+
 class _Watch:
     """A running attempt's deadline entry; the worker clears `task` when the attempt ends.
 
@@ -95,6 +113,20 @@ class ThreadRuntime:
 
     new_record = staticmethod(new_task_future)
     """Thread tasks are `concurrent.futures.Future`s."""
+
+    new_waiter = staticmethod(_Waiter)
+    """A submission waiting for room blocks its thread."""
+
+    def wait_for_room(self, core: Core[Any], queued: Admission) -> TaskRecord[Any]:
+        """Block until the core admits or refuses a submission, or its patience runs out."""
+        waiter = queued.waiter
+        assert isinstance(waiter, _Waiter)
+        try:
+            woken = waiter.wait(queued.patience)
+        except BaseException:  # interrupted (KeyboardInterrupt): nobody will take the future
+            core.interrupted(queued)
+            raise
+        return core.admitted(queued) if woken else core.gave_up(queued)
 
     def interrupt(self, task: TaskRecord[Any]) -> None:
         """Ask the place running `task` to stop it.

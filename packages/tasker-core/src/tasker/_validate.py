@@ -13,6 +13,7 @@ import numbers
 from types import ModuleType
 
 __all__ = [
+    "block",
     "flag",
     "flags",
     "integer",
@@ -62,6 +63,28 @@ def timeout(name: str, value: object) -> float | None:
         return None
     limit = seconds(name, value, allow_zero=True, allow_inf=True)
     return None if math.isinf(limit) else limit
+
+
+def block(value: object) -> float | None:
+    """How long a submission waits for room in a full queue: `None` for as long as it takes.
+
+    `True` waits for room, `False` (or 0) does not wait at all, a number of seconds waits that
+    long at most (`math.inf`: as long as it takes).
+    """
+    if value is True:
+        return None
+    if value is False:
+        return 0.0
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        as_float = float(value)
+        if as_float == math.inf:
+            return None
+        if not math.isnan(as_float) and 0.0 <= as_float < math.inf:
+            return as_float
+    raise ValueError(
+        "block must be True (wait for room), False (fail at once) or a number of seconds >= 0 "
+        f"to wait at most, got {value!r}"
+    )
 
 
 def time_limit(name: str, value: object) -> float | None:

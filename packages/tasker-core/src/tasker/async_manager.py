@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
 
 from tasker import _validate as validate
+from tasker._admission import Admission
 from tasker._asyncio import AsyncRuntime
 from tasker._facade import ManagerBase
 from tasker.stats import KillReport
@@ -65,28 +66,72 @@ class AsyncTaskManager(ManagerBase[R]):
         the builder's `with_timeout`) cancels an attempt that runs longer; the caller then
         gets `TimeoutError`.
 
+        `submit` never waits: when the queue is full (`with_queue_limit`) it raises
+        `QueueFullError`; `await put(...)` waits for room instead.
+
         Raises:
             ManagerClosedError: the manager was stopped or killed.
             ManagerBrokenError: no worker could be kept alive.
+            QueueFullError: the queue is full.
         """
         self._runtime.check_loop()
         return self._core.submit(fn, args, priority, once, timeout)  # type: ignore[return-value]
 
+    async def put(
+        self,
+        fn: Callable[[R, *Ts], Awaitable[T]],
+        /,
+        *args: *Ts,
+        priority: bool = False,
+        once: bool = False,
+        timeout: float | None = None,
+        block: bool | float = True,
+    ) -> asyncio.Future[T]:
+        """Like `submit`, but when the queue is full, wait for room first (as `asyncio.Queue.put`).
+
+        Returns the task's future once the task is queued: `await (await m.put(fn))` gives
+        its result.
+
+        Args:
+            fn: the task; it receives the worker's resource, then `args`.
+            *args: more positional arguments for `fn`.
+            priority: queue it ahead of every normal task; it also gets room before waiting
+                normal tasks.
+            once: never run it twice.
+            timeout: seconds an attempt may run (default: the builder's `with_timeout`).
+            block: `True` waits for room as long as it takes, `False` raises `QueueFullError`
+                at once (as `submit`), a number of seconds waits that long at most.
+
+        Raises:
+            ManagerClosedError: the manager was stopped or killed (also while waiting).
+            ManagerBrokenError: no worker could be kept alive.
+            QueueFullError: no room within the time `block` allowed.
+        """
+        self._runtime.check_loop()
+        patience = None if block is True else validate.block(block)
+        queued = self._core.submit(fn, args, priority, once, timeout, patience)
+        if isinstance(queued, Admission):  # the queue is full: wait for room
+            queued = await self._runtime.wait_for_room(self._core, queued)
+        return queued  # type: ignore[return-value]
+
     async def queue_task(self, fn: Callable[[R], Awaitable[T]]) -> T:
-        """Queue `fn(resource)` and return its result (or raise its exception)."""
-        return await self.submit(fn)
+        """Queue `fn(resource)` and return its result (or raise its exception).
+
+        With a queue limit, it first awaits room in the queue.
+        """
+        return await (await self.put(fn))
 
     async def queue_task_with_priority(self, fn: Callable[[R], Awaitable[T]]) -> T:
         """Like `queue_task`, ahead of every normal task."""
-        return await self.submit(fn, priority=True)
+        return await (await self.put(fn, priority=True))
 
     async def queue_task_once(self, fn: Callable[[R], Awaitable[T]]) -> T:
         """Like `queue_task`, but never run twice: an unhealthy failure is raised, not retried."""
-        return await self.submit(fn, once=True)
+        return await (await self.put(fn, once=True))
 
     async def queue_task_with_priority_once(self, fn: Callable[[R], Awaitable[T]]) -> T:
         """Priority and at-most-once together."""
-        return await self.submit(fn, priority=True, once=True)
+        return await (await self.put(fn, priority=True, once=True))
 
     async def run_task(self, fn: Callable[[R], Awaitable[T]], *, once: bool = False) -> T:
         """Run `fn(resource)` now, in the calling task, on a pooled or temporary resource."""

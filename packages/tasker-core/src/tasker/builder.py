@@ -74,6 +74,8 @@ class _Options(Generic[R]):
         self._executor: Executor | _ByName[Executor] | None = None
         self._backoff = Backoff()
         self._timeout: float | None = None
+        self._queue_limit: int | None = None
+        self._max_queue_wait: float | None = None
         self._plugin_objects: list[object] = []
         self._plugins: Plugins | None = None
 
@@ -159,6 +161,7 @@ class _Options(Generic[R]):
         - `"rate"` (the default): bursts when tasks arrive faster than they complete;
         - `"queue-depth"`: one worker per `tasks_per_worker` queued tasks;
         - `"latency"`: adds workers while the queue wait exceeds a target;
+        - `"adaptive"`: holds the pool where a shared downstream's run time starts to rise;
         - `"fixed"`: never bursts.
 
         Options go with the name: `.with_policy("rate", interval=0.2)`.
@@ -195,6 +198,34 @@ class _Options(Generic[R]):
         survives. `submit(fn, timeout=...)` overrides it per task.
         """
         self._timeout = None if seconds is None else validate.time_limit("timeout", seconds)
+        return self
+
+    def with_queue_limit(self, limit: int | None) -> Self:
+        """Queue at most `limit` tasks (>= 1; `None`, the default: no limit).
+
+        The limit counts the tasks waiting in both queues, priority ones included; running
+        tasks do not count, and a task queued again for a retry is always taken back. When
+        the queues are full, a submission waits for room by default (`TaskManager.submit`
+        blocks, `AsyncTaskManager.put` and `queue_task*` await), or fails at once with
+        `QueueFullError`, or waits up to a timeout: see `submit(block=...)`. Waiting priority
+        tasks take the room that frees up before waiting normal ones. `stop()` and `kill()`
+        wake every waiting submission with `ManagerClosedError`.
+        """
+        if limit is not None:
+            _require_int("queue_limit", limit, minimum=1)
+        self._queue_limit = limit
+        return self
+
+    def with_max_queue_wait(self, seconds: float | None) -> Self:
+        """Shed tasks that waited in the queue longer than `seconds` (`None`, the default: never).
+
+        A worker that takes such a task fails it with `TaskExpiredError` instead of running
+        it late; `metrics().total_tasks_shed` counts them. A retry's wait counts from when it
+        was queued again.
+        """
+        self._max_queue_wait = (
+            None if seconds is None else validate.seconds("max_queue_wait", seconds)
+        )
         return self
 
     def with_logger(self, logger: Logger | logging.Logger | str, **options: Any) -> Self:
@@ -263,6 +294,8 @@ class _Options(Generic[R]):
             backoff=self._backoff,
             plugins=self._plugin_set(),
             timeout=self._timeout,
+            queue_limit=self._queue_limit,
+            max_queue_wait=self._max_queue_wait,
         )
 
 

@@ -14,9 +14,11 @@ __all__ = [
     "CancelledError",
     "ManagerBrokenError",
     "ManagerClosedError",
+    "QueueFullError",
     "RemoteTaskError",
     "ResourceCreationError",
     "RetriesExhaustedError",
+    "TaskExpiredError",
     "TaskerError",
     "WorkerCrashedError",
 ]
@@ -36,6 +38,31 @@ class ManagerBrokenError(TaskerError, RuntimeError):
     The last creation failure is chained as `__cause__`. The manager recovers by itself as soon
     as a worker manages to create its resource again.
     """
+
+
+class QueueFullError(TaskerError, RuntimeError):
+    """The queue was at its limit (`with_queue_limit`) and the caller would not wait for room.
+
+    Raised by a submission that asked not to wait (`block=False`), or whose wait for room ran
+    out (`block=seconds`). The task was never queued.
+    """
+
+
+class TaskExpiredError(TaskerError):
+    """The task waited in the queue longer than allowed (`with_max_queue_wait`): it was shed.
+
+    A worker that takes a task which has waited too long fails it with this error instead of
+    running it late. The task never ran.
+
+    Attributes:
+        waited: the seconds the task had waited when a worker took it.
+        max_wait: the limit it exceeded.
+    """
+
+    def __init__(self, message: str, *, waited: float, max_wait: float) -> None:
+        super().__init__(message)
+        self.waited = waited
+        self.max_wait = max_wait
 
 
 class ResourceCreationError(TaskerError):

@@ -30,6 +30,8 @@ class Event(StrEnum):
     TASK_RETRIED = "task.retried"
     TASK_ABANDONED = "task.abandoned"
     TASK_TIMED_OUT = "task.timed_out"
+    TASK_REJECTED = "task.rejected"
+    TASK_SHED = "task.shed"
 
     RESOURCE_CREATE_FAILED = "resource.create_failed"
     RESOURCE_DESTROY_FAILED = "resource.destroy_failed"

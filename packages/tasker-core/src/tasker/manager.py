@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple
 
 from tasker import _validate as validate
+from tasker._admission import Admission
 from tasker._facade import ManagerBase
 from tasker._threads import ThreadRuntime, thread_owner
 from tasker.stats import KillReport
@@ -59,6 +60,7 @@ class TaskManager(ManagerBase[R]):
         priority: bool = False,
         once: bool = False,
         timeout: float | None = None,
+        block: bool | float = True,
     ) -> Future[T]:
         """Queue `fn(resource, *args)` and return a future for its outcome.
 
@@ -72,15 +74,26 @@ class TaskManager(ManagerBase[R]):
                 it runs longer, the caller gets `TimeoutError` at once and the task sees
                 `current_task().cancelled`; a thread cannot be interrupted, so its worker
                 carries on once the task returns.
+            block: what to do when the queue is full (`with_queue_limit`): `True` waits for
+                room, `False` raises `QueueFullError` at once, a number of seconds waits that
+                long at most, then raises it. Without a limit the queue is never full.
 
         Raises:
-            ManagerClosedError: the manager was stopped or killed.
+            ManagerClosedError: the manager was stopped or killed (also while waiting for room).
             ManagerBrokenError: no worker could be kept alive (see `with_backoff`).
+            QueueFullError: the queue is full and `block` did not let the call wait (long
+                enough) for room.
         """
-        return self._core.submit(fn, args, priority, once, timeout)  # type: ignore[return-value]
+        patience = None if block is True else validate.block(block)
+        queued = self._core.submit(fn, args, priority, once, timeout, patience)
+        if queued.__class__ is Admission:  # the queue is full: wait for room
+            queued = self._runtime.wait_for_room(self._core, queued)
+        return queued  # type: ignore[return-value]
 
     def queue_task(self, fn: Callable[[R], T]) -> T:
         """Queue `fn(resource)`, wait for it, and return its result or raise its exception.
+
+        With a queue limit, it first waits for room in the queue.
 
         An unhealthy failure is retried on a fresh worker up to `max_retries` times, after which
         `RetriesExhaustedError` is raised. Interrupting the wait cancels the task if it has not

@@ -78,6 +78,12 @@ class MetricsCollector(Protocol):
     A collector may also define `bind(manager)`: it is then called once, when the manager it
     serves is built, with the manager itself (its `name`, `stats()`, ...), so a collector made
     by name can label its data or observe the manager's live state.
+
+    Two more methods are optional, called only on the collectors that define them:
+    `record_rejection(task)` when a submission finds the queue full (`with_queue_limit`) and
+    does not wait (the task was never queued), and `record_shed(task, wait_time)` when a task
+    is shed after waiting longer than `with_max_queue_wait` allows (it fails without running;
+    `record_failure` is not called for it).
     """
 
     def record_arrival(self, task: TaskInfo) -> None:
@@ -102,7 +108,10 @@ class TaskMetrics:
 
     Rates are measured over the collector's recent window (one second by default), so they fall
     back to zero shortly after the load stops. Percentiles are within 1 % of the exact value.
-    Durations are `0.0` until a task has been measured.
+    Durations are `0.0` until a task has been measured. `total_tasks_rejected` counts
+    submissions refused by a full queue (never queued, so not among the arrived);
+    `total_tasks_shed` counts tasks failed with `TaskExpiredError` for waiting too long (not
+    among the failed, which ran).
     """
 
     average_execution_time: float
@@ -123,6 +132,8 @@ class TaskMetrics:
     total_tasks_retried: int
     success_rate: float
     failure_rate: float
+    total_tasks_rejected: int = 0
+    total_tasks_shed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +184,12 @@ class InMemoryCollector:
         "_failures",
         "_limit",
         "_lock",
+        "_rejected",
         "_resolution",
         "_retried",
         "_retries",
         "_samples",
+        "_shed",
         "_success_sum",
         "_wait",
         "_wait_sum",
@@ -207,6 +220,8 @@ class InMemoryCollector:
         self._completed = 0
         self._failed = 0
         self._retried = 0
+        self._rejected = 0  # rare events, counted under the lock
+        self._shed = 0
         # events not folded yet, a batch or so of each: recorders only ever append, and
         # a fold removes the items it has read from the front, so no append is ever lost
         self._waits: list[float] = []
@@ -248,6 +263,16 @@ class InMemoryCollector:
         # every attempt adds one wait: this bounds the other buffers too
         if len(waits) >= self._limit:
             self._fold_unless_busy()
+
+    def record_rejection(self, task: TaskInfo) -> None:
+        """Count one submission refused by a full queue."""
+        with self._lock:
+            self._rejected += 1
+
+    def record_shed(self, task: TaskInfo, wait_time: float) -> None:
+        """Count one task shed for waiting longer than allowed."""
+        with self._lock:
+            self._shed += 1
 
     def record_start(self, task: TaskInfo, wait_time: float) -> None:
         """Record how long an attempt waited in the queue."""
@@ -395,6 +420,8 @@ class InMemoryCollector:
                 total_tasks_retried=self._retried,
                 success_rate=self._completed / done if done else 0.0,
                 failure_rate=self._failed / done if done else 0.0,
+                total_tasks_rejected=self._rejected,
+                total_tasks_shed=self._shed,
             )
 
 

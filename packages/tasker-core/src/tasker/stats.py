@@ -41,6 +41,8 @@ class TaskStats:
         priority_tasks: tasks waiting in the priority queue.
         available_resources: pooled resources ready for `run_task`.
         state: the manager's lifecycle state.
+        queue_limit: the most tasks the queues hold (`with_queue_limit`), `None`: no limit.
+        waiting_submissions: submissions waiting for room in the full queues.
     """
 
     base_workers: int
@@ -52,6 +54,8 @@ class TaskStats:
     priority_tasks: int
     available_resources: int
     state: ManagerState
+    queue_limit: int | None = None
+    waiting_submissions: int = 0
 
 
 @dataclass(frozen=True, slots=True)

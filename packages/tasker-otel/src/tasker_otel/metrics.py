@@ -34,7 +34,8 @@ def _meter(meter_provider: MeterProvider | None) -> metrics.Meter:
 class OTelCollector:
     """A tasker `MetricsCollector` recording into OpenTelemetry instruments.
 
-    Counters `tasker.task.submitted`, `.completed`, `.failed` and `.retried`, and histograms
+    Counters `tasker.task.submitted`, `.completed`, `.failed`, `.retried`, `.rejected` (a full
+    queue refused the submission) and `.shed` (a task waited too long), and histograms
     `tasker.task.duration` and `tasker.task.wait_time` (seconds, with explicit bucket advice),
     with the attributes `tasker.queue`, `tasker.task.outcome`, `error.type` and, when given,
     `tasker.manager` (see `tasker_otel.names`). It runs beside the built-in collector:
@@ -62,7 +63,9 @@ class OTelCollector:
         "_manager",
         "_outcomes",
         "_provider",
+        "_rejected",
         "_retried",
+        "_shed",
         "_submitted",
         "_wait",
         "observation",
@@ -102,6 +105,16 @@ class OTelCollector:
             names.TASKS_RETRIED,
             unit=names.UNIT_RETRY,
             description="Attempts that failed on an unhealthy worker and were run again.",
+        )
+        self._rejected = meter.create_counter(
+            names.TASKS_REJECTED,
+            unit=names.UNIT_TASK,
+            description="Submissions refused because the queue was full.",
+        )
+        self._shed = meter.create_counter(
+            names.TASKS_SHED,
+            unit=names.UNIT_TASK,
+            description="Tasks failed without running: they waited in the queue too long.",
         )
         self._duration = meter.create_histogram(
             names.TASK_DURATION,
@@ -161,6 +174,15 @@ class OTelCollector:
         """Count a retry, by error type."""
         attributes = {**self._by_queue[task.priority], names.ATTR_ERROR_TYPE: error_type(error)}
         self._retried.add(1, attributes)
+
+    def record_rejection(self, task: TaskInfo) -> None:
+        """Count a submission refused by a full queue."""
+        self._rejected.add(1, self._by_queue[task.priority])
+
+    def record_shed(self, task: TaskInfo, wait_time: float) -> None:
+        """Count a task shed for waiting too long, and record its wait."""
+        self._shed.add(1, self._by_queue[task.priority])
+        self._wait.record(wait_time, self._by_queue[task.priority])
 
 
 class ObservableManager(Protocol):

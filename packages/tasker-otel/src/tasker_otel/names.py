@@ -30,7 +30,9 @@ __all__ = [
     "SPAN_TASK",
     "TASKS_COMPLETED",
     "TASKS_FAILED",
+    "TASKS_REJECTED",
     "TASKS_RETRIED",
+    "TASKS_SHED",
     "TASKS_SUBMITTED",
     "TASK_DURATION",
     "TASK_WAIT_TIME",
@@ -58,6 +60,10 @@ TASKS_FAILED = "tasker.task.failed"
 """Counter: tasks that failed for good (their caller got an exception); with `error.type`."""
 TASKS_RETRIED = "tasker.task.retried"
 """Counter: attempts that failed on an unhealthy worker and were run again; with `error.type`."""
+TASKS_REJECTED = "tasker.task.rejected"
+"""Counter: submissions refused because the queue was full (`with_queue_limit`)."""
+TASKS_SHED = "tasker.task.shed"
+"""Counter: tasks failed unrun for waiting longer than `with_max_queue_wait` allows."""
 
 # ---------------------------------------------------------------- histograms (the collector)
 
@@ -82,6 +88,8 @@ METRICS = (
     TASKS_COMPLETED,
     TASKS_FAILED,
     TASKS_RETRIED,
+    TASKS_REJECTED,
+    TASKS_SHED,
     TASK_DURATION,
     TASK_WAIT_TIME,
     QUEUE_DEPTH,
