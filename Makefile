@@ -91,6 +91,7 @@ test: lint typecheck pytest pytest-matrix docs-build
 bench: $(VENV)/.synced
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/overload.py
 	$(BIN)/python benchmarks/process.py
 
 # a wheel and an sdist of every package under packages/, then `twine check` and versions
