@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Generator
+from queue import Empty
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from tasker import ResourceCreationError, RetriesExhaustedError, TaskManager
 from tasker._asyncio import AsyncRuntime
 from tasker._lifecycle import ACTIONS, Step, Steps, drive
+from tasker._queue import EXIT, TASK
 from tasker._threads import ThreadRuntime
 from tests.drivers import Driver, each_executor
 from tests.helpers import Resource, Resources
@@ -154,3 +157,50 @@ async def _build_and_stop_while_the_loop_ticks() -> None:
         ticker.cancel()
     assert ticks > 2
     resources.assert_all_destroyed_once()
+
+
+class _OneTokenThenExit:
+    """A channel whose blocking `get` hands out a task token, then an exit token."""
+
+    def __init__(self) -> None:
+        self.tokens: list[object] = [TASK, EXIT]
+
+    def get_nowait(self) -> object:
+        raise Empty
+
+    def get(self, timeout: float | None = None) -> object:
+        return self.tokens.pop(0)
+
+
+class _RetiringCore:
+    """A core whose policy would retire any idle burst worker that asks."""
+
+    def __init__(self) -> None:
+        self.config = SimpleNamespace(policy=SimpleNamespace(interval=0.01))
+        self.retiring = True
+        self.taken = 0
+        self.retire_asked = 0
+
+    def idle_begin(self) -> None: ...
+
+    def idle_end(self) -> None: ...
+
+    def try_retire(self, worker: object) -> bool:
+        self.retire_asked += 1
+        return True
+
+    def next_task(self, worker: object) -> None:
+        self.taken += 1  # the token's task was cancelled meanwhile: nothing to run
+
+
+class TestRetirementNeverDropsAToken:
+    def test_a_burst_worker_woken_by_a_task_token_takes_it_even_when_it_may_retire(self) -> None:
+        # a task token arriving in a blocking wait is not the wait timing out: a worker that
+        # retired holding it would leave its task queued with no token, never run
+        runtime = ThreadRuntime(executor=None)  # type: ignore[arg-type]
+        core = _RetiringCore()
+        runtime._core = core  # type: ignore[assignment]
+        runtime.channel = _OneTokenThenExit()  # type: ignore[assignment]
+        assert runtime.serve(SimpleNamespace(burst=True)) is False  # type: ignore[arg-type]
+        assert core.taken == 1
+        assert core.retire_asked == 0

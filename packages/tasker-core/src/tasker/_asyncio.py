@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 from tasker._admission import Admission
 from tasker._core import Core
 from tasker._lifecycle import Step, Steps, drive, start_steps, supervise_steps, worker_steps
-from tasker._queue import EXIT
+from tasker._queue import EXIT, IDLE
 from tasker._run_task import run_task_steps
 from tasker._task import _CURRENT, TaskRecord, new_async_task_future, not_awaitable
 from tasker._worker import Worker
@@ -34,7 +34,6 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _COROUTINE = types.CoroutineType
-_IDLE = object()  # no token came for a whole scaling interval
 _STREAK = 32  # tasks a worker completes without suspending before it lets the loop run
 
 
@@ -416,7 +415,7 @@ class AsyncRuntime:
     # ----------------------------------------------------------------- workers
 
     async def _wait_token(self, core: Core[Any], worker: Worker) -> object:
-        """Wait for a token when none is ready; `_IDLE` when an idle burst worker may retire."""
+        """Wait for a token when none is ready; `IDLE` when an idle burst worker may retire."""
         channel = self.channel
         core.idle_begin()
         try:
@@ -424,7 +423,7 @@ class AsyncRuntime:
                 return await channel.get()
             return await asyncio.wait_for(channel.get(), core.config.policy.interval)
         except TimeoutError:
-            return _IDLE
+            return IDLE
         finally:
             core.idle_end()
 
@@ -450,7 +449,7 @@ class AsyncRuntime:
                 # no attempt runs, so no interruption can come: a cancellation here is
                 # the worker's own (`_receive_interruption` took any late one already)
                 token = await self._wait_token(core, worker)
-            if token is _IDLE:
+            if token is IDLE:
                 if core.try_retire(worker):
                     return False
                 continue

@@ -18,13 +18,20 @@ from typing import Any, Final, Protocol
 
 from tasker._task import TaskRecord, TaskState
 
-__all__ = ["EXIT", "TASK", "Channel", "TaskQueue"]
+__all__ = ["EXIT", "IDLE", "TASK", "Channel", "TaskQueue"]
 
 EXIT: Final = object()
 """Control token: the worker that takes it exits."""
 
 TASK: Final = None
 """The token of a queued task."""
+
+IDLE: Final = object()
+"""Not a token: what a burst worker's wait yields when no token came for a scaling interval.
+
+Only then may the worker ask to retire: one that left holding a `TASK` token would leave its
+task queued with nobody woken for it.
+"""
 
 _QUEUED = TaskState.QUEUED
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from tasker._admission import Admission
 from tasker._core import Core
 from tasker._lifecycle import Step, Steps, drive, start_steps, supervise_steps, worker_steps
-from tasker._queue import EXIT
+from tasker._queue import EXIT, IDLE
 from tasker._run_task import run_task_steps
 from tasker._task import TaskRecord, new_task_future
 from tasker._worker import Worker
@@ -276,11 +276,13 @@ class ThreadRuntime:
                 try:
                     token = get(timeout=timeout)
                 except Empty:
-                    token = None
+                    token = IDLE
                 finally:
                     core.idle_end()
-                if token is None and core.try_retire(worker):
-                    return False
+                if token is IDLE:  # never a task's token: a worker leaving must not hold one
+                    if core.try_retire(worker):
+                        return False
+                    continue
             if token is EXIT:
                 return False
             task = next_task(worker)
