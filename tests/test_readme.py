@@ -18,7 +18,11 @@ def test_the_readme_has_python_examples() -> None:
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_block_runs(index: int, capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(BLOCKS[index], f"README.md[block {index}]", "exec"), {"__name__": "readme"})
-    assert "TaskStats(" in capsys.readouterr().out  # every block shows the manager's stats
+    out = capsys.readouterr().out
+    assert "TaskStats(" in out  # every block shows the manager's stats
+    if "bind_contextvars(request_id=" in BLOCKS[index]:
+        # a reader sees the bound value on what the task and a worker log about the task
+        assert re.sub(r"\x1b\[[0-9;]*m", "", out).count("request_id=r-42") >= 2, out
 
 
 PACKAGES = Path(__file__).resolve().parent.parent / "packages"
