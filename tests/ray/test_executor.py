@@ -85,8 +85,15 @@ def test_arguments_results_and_errors_cross_the_wire(ledger: Ledger) -> None:
         with pytest.raises(RemoteTaskError, match="Unpicklable: holds a lock") as remote:
             manager.queue_task(lambda r: (_ for _ in ()).throw(Unpicklable()))
         assert "holds a lock" in remote.value.remote_traceback
-        with pytest.raises(TypeError, match="cannot be sent to a Ray actor"):
-            run(manager, lambda r, lock: None, threading.Lock())
+        arrived = manager.metrics().total_tasks_arrived
+        with pytest.raises(  # refused at submit, naming the culprit: nothing is queued
+            TypeError, match=r"argument 1 of task '.*<lambda>', a lock, cannot be sent to a Ray"
+        ):
+            manager.submit(lambda r, lock: None, threading.Lock())
+        with pytest.raises(TypeError, match=r"the task function '.*<lambda>' cannot be sent"):
+            lock = threading.Lock()
+            manager.submit(lambda r: lock)
+        assert manager.metrics().total_tasks_arrived == arrived
         with pytest.raises(TypeError, match="cannot be sent back from its Ray actor"):
             manager.queue_task(lambda r: threading.Lock())
         with pytest.raises(KeyboardInterrupt):  # a BaseException comes back as itself
@@ -272,6 +279,8 @@ def test_the_async_manager_awaits_its_actors_without_holding_threads(ledger: Led
             assert len(live_actors()) == 3
             assert threading.active_count() == threads  # the workers are asyncio tasks
             assert await manager.submit(lambda r, n: r + n, 1) - 1 in pids  # plain functions too
+            with pytest.raises(TypeError, match="a lock, cannot be sent to a Ray actor"):
+                manager.submit(lambda r, lock: None, threading.Lock())  # refused at submit
 
     asyncio.run(asyncio.wait_for(scenario(), 120))
     tracked.assert_each_destroyed_once()

@@ -48,6 +48,7 @@ from tasker.errors import RemoteTaskError, WorkerCrashedError
 from tasker.executors import ThreadExecutor
 from tasker.serialization import (
     SERIALIZERS,
+    EncodedTask,
     Serializer,
     decode_outcome,
     dumps_for,
@@ -55,6 +56,7 @@ from tasker.serialization import (
     encode_result,
     encode_task,
     portable_error,
+    task_payload,
 )
 
 if TYPE_CHECKING:
@@ -127,15 +129,6 @@ def _describe_exit(process: BaseProcess) -> str:
             name = f"signal {-code}"
         return f"its process was killed by {name}"
     return f"its process exited with code {code}"
-
-
-class _Encoded:
-    """A task serialized once, at `submit`: what its record carries as its only argument."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
 
 
 # ------------------------------------------------------------------------------- the child
@@ -396,11 +389,7 @@ class ProcessPlace:
         return self._remote(task, None)
 
     def _remote(self, task: TaskRecord[Any], _resource: object = None) -> Any:
-        args = task.args
-        if len(args) == 1 and args[0].__class__ is _Encoded:
-            payload = args[0].data
-        else:  # not prepared by `ProcessExecutor.prepare_task`
-            payload = encode_task(self._dumps, task.fn, args)
+        payload = task_payload(self._dumps, task.fn, task.args)
         conn = self._conn
         if conn is None:
             raise WorkerCrashedError("the worker's process is gone")
@@ -510,7 +499,7 @@ class ProcessExecutor(ThreadExecutor):
 
     def prepare_task(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
         """Serialize the task once, as it is submitted: a `TypeError` names what cannot cross."""
-        return (_Encoded(encode_task(self._dumps, fn, args)),)
+        return (EncodedTask(encode_task(self._dumps, fn, args)),)
 
     def place(  # type: ignore[override]
         self, on_create: Callable[[], Any], on_destroy: Callable[[Any], object] | None

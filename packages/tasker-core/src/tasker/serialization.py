@@ -29,6 +29,7 @@ from tasker.errors import RemoteTaskError
 
 __all__ = [
     "SERIALIZERS",
+    "EncodedTask",
     "RemoteTaskError",
     "Serializer",
     "decode_outcome",
@@ -37,6 +38,7 @@ __all__ = [
     "encode_result",
     "encode_task",
     "portable_error",
+    "task_payload",
 ]
 
 Serializer = Literal["auto", "cloudpickle", "pickle"]
@@ -88,6 +90,31 @@ def encode_task(
         raise TypeError(f"{_culprit(dumps, fn, args)} cannot be sent to {where}: {error}") from (
             error
         )
+
+
+class EncodedTask:
+    """A task serialized once, at `submit` (an executor's `prepare_task`).
+
+    The task's record carries it as its only argument; the executor's places send its `data`.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def task_payload(
+    dumps: Callable[[Any], bytes],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    where: str = "a worker process",
+) -> bytes:
+    """The task serialized: as `prepare_task` made it at `submit`, else now."""
+    if len(args) == 1 and args[0].__class__ is EncodedTask:
+        data: bytes = args[0].data
+        return data
+    return encode_task(dumps, fn, args, where)
 
 
 def _culprit(dumps: Callable[[Any], bytes], fn: Callable[..., Any], args: tuple[Any, ...]) -> str:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from tasker import _validate as validate
 from tasker.errors import WorkerCrashedError
 from tasker.executors import AsyncioExecutor, ThreadExecutor
-from tasker.process import portable_error
+from tasker.serialization import EncodedTask, encode_task, portable_error, task_payload
 
 if TYPE_CHECKING:
     from tasker._task import TaskRecord
@@ -157,8 +157,9 @@ class _Holder:  # pragma: no cover - runs in the actor
         self._on_destroy = on_destroy
         return True, None
 
-    def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
+    def call(self, payload: bytes) -> tuple[bool, Any]:
         try:
+            fn, args = _loads(payload)
             return True, self._finish(fn(self._resource, *args))
         except BaseException as error:
             return False, _portable(error)
@@ -176,6 +177,27 @@ class _Holder:  # pragma: no cover - runs in the actor
                 self._loop.close()
                 self._loop = None
         return True, None
+
+
+def _dumps(value: Any) -> bytes:
+    from ray import cloudpickle  # noqa: PLC0415 - Ray's own serializer, as the actor's
+
+    dumps: Callable[[Any], bytes] = cloudpickle.dumps
+    return dumps(value)
+
+
+def _loads(data: bytes) -> Any:  # pragma: no cover - runs in the actor
+    from ray import cloudpickle  # noqa: PLC0415
+
+    return cloudpickle.loads(data)
+
+
+def _prepare(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Serialize a task once, at `submit`: a `TypeError` there names what cannot cross."""
+    return (EncodedTask(encode_task(_dumps, fn, args, _WHERE)),)
+
+
+_WHERE = "a Ray actor"
 
 
 def _portable(error: BaseException) -> BaseException:  # pragma: no cover - runs in the actor
@@ -219,16 +241,6 @@ def _connect(options: RayOptions) -> None:
 
 
 # ----------------------------------------------------------------------- what crosses back
-
-
-def _fn_name(task: TaskRecord[Any]) -> str:
-    return repr(getattr(task.fn, "__qualname__", task.fn))
-
-
-def _unsendable(task: TaskRecord[Any], error: Exception) -> TypeError:
-    return TypeError(
-        f"task {_fn_name(task)} or its arguments cannot be sent to a Ray actor: {error}"
-    )
 
 
 def _outcome(reply: tuple[bool, Any]) -> Any:
@@ -300,10 +312,7 @@ class _ActorPlace:
         actor = self._actor
         if actor is None:
             raise WorkerCrashedError("the worker's Ray actor is gone")
-        try:
-            return actor.call.remote(task.fn, task.args)
-        except TypeError as error:
-            raise _unsendable(task, error) from error
+        return actor.call.remote(task_payload(_dumps, task.fn, task.args, _WHERE))
 
     def interrupt(self) -> None:
         """Kill the actor: the attempt stops now, and the worker starts a fresh actor."""
@@ -467,6 +476,10 @@ class RayExecutor(ThreadExecutor):
         """`"ray"`."""
         return "ray"
 
+    def prepare_task(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Serialize the task once, as it is submitted: a `TypeError` names what cannot cross."""
+        return _prepare(fn, args)
+
     def place(  # type: ignore[override]
         self, on_create: Callable[[], Any], on_destroy: Callable[[Any], object] | None
     ) -> RayPlace:
@@ -498,6 +511,10 @@ class AsyncRayExecutor(AsyncioExecutor):
     def name(self) -> str:
         """`"ray"`."""
         return "ray"
+
+    def prepare_task(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Serialize the task once, as it is submitted: a `TypeError` names what cannot cross."""
+        return _prepare(fn, args)
 
     def place(  # type: ignore[override]
         self, on_create: Callable[[], Any], on_destroy: Callable[[Any], object] | None
