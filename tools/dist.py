@@ -14,6 +14,7 @@ sdist breaks the build, not a user's install), then the checks of `check()`:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import re
 import shutil
@@ -54,6 +55,32 @@ class Artifacts:
 def members(root: Path = ROOT) -> list[Path]:
     """Every workspace package: the directories under `packages/` with a `pyproject.toml`."""
     return sorted(path.parent for path in (root / "packages").glob("*/pyproject.toml"))
+
+
+def source_digest(root: Path = ROOT) -> str:
+    """A digest of everything a build reads.
+
+    That is each package's files that git does not ignore (tracked or not, as they are on disk
+    now) and this module, which says how they are built.
+
+    Any change to a source, a package's metadata or the build procedure changes it, so built
+    artifacts stored under it are fit to reuse while it holds.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "packages"],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    ).stdout.decode("utf-8")
+    paths = sorted({name for name in listed.split("\0") if name})
+    digest = hashlib.sha256()
+    for name in [*paths, "tools/dist.py"]:
+        path = root / name
+        if not path.is_file():  # a tracked file deleted on disk builds as absent
+            continue
+        digest.update(name.encode("utf-8") + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def build(out: Path, *, root: Path = ROOT, sdist: bool = True) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -56,3 +57,28 @@ def test_inconsistent_versions_are_refused(dist: Path, tmp_path: Path) -> None:
     assert "tasker-otel requires 'tasker-core" in problems
     assert "which the" in problems
     assert "tasker-core: __version__ = '9" in problems
+
+
+def test_the_source_digest_changes_with_any_file_a_build_reads(tmp_path: Path) -> None:
+    package = tmp_path / "packages" / "one"
+    package.mkdir(parents=True)
+    (package / "pyproject.toml").write_text("[project]\nname = 'one'\n", encoding="utf-8")
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "dist.py").write_text("# build\n", encoding="utf-8")
+    (tmp_path / ".gitignore").write_text("__pycache__/\n", encoding="utf-8")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    first = release.source_digest(tmp_path)
+    assert release.source_digest(tmp_path) == first  # stable while nothing changes
+
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "m.pyc").write_bytes(b"ignored")
+    assert release.source_digest(tmp_path) == first  # what git ignores is not built
+
+    (package / "module.py").write_text("x = 1\n", encoding="utf-8")  # new, untracked
+    added = release.source_digest(tmp_path)
+    assert added != first
+    (package / "module.py").write_text("x = 2\n", encoding="utf-8")
+    edited = release.source_digest(tmp_path)
+    assert edited not in {first, added}
+    (tmp_path / "tools" / "dist.py").write_text("# built otherwise\n", encoding="utf-8")
+    assert release.source_digest(tmp_path) not in {first, added, edited}

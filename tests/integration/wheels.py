@@ -1,9 +1,10 @@
 """Fresh virtual environments built from the workspace's wheels, for the integration tests.
 
-The wheels and sdists come from `tools.dist.build`, the code behind `make dist`, once per test
-session (`tests/integration/conftest.py`). Third-party dependencies resolve to the versions of
-the workspace's lock file, so their installs come from uv's cache; the workspace's own packages
-always come from the wheels just built, whatever an index may hold under the same names.
+The wheels and sdists come from `tools.dist.build`, the code behind `make dist`, built once per
+state of the packages' sources and kept in the pytest cache (`tests/integration/conftest.py`).
+Third-party dependencies resolve to the versions of the workspace's lock file, so their installs
+come from uv's cache; the workspace's own packages always come from those wheels, whatever an
+index may hold under the same names.
 """
 
 from __future__ import annotations
