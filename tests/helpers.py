@@ -1,14 +1,33 @@
-"""Test helpers: a resource factory that counts what it creates and destroys."""
+"""Test helpers: a resource factory that counts what it creates and destroys, an event log,
+and waits for states the code under test offers no event for."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
+
+
+class EventLog:
+    """A `Logger` keeping every event, for assertions."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, str, dict[str, object]]] = []
+        self._lock = threading.Lock()
+
+    def log(self, level: int, event: str, /, **fields: object) -> None:
+        with self._lock:
+            self.events.append((level, event, fields))
+
+    def named(self, event: str) -> list[dict[str, object]]:
+        with self._lock:
+            return [fields for _, name, fields in self.events if name == event]
 
 
 @dataclass
@@ -74,14 +93,20 @@ class Resources:
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.005) -> bool:
     """Poll a condition the code under test offers no event for (stats, metrics)."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
         time.sleep(step)
     return predicate()
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait, without blocking the loop, for a condition the code under test offers no event for."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the condition never became true"
+        await asyncio.sleep(0.002)
 
 
 def settle(*futures: Future[Any], timeout: float = 10.0) -> None:

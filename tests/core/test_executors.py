@@ -22,7 +22,7 @@ from tasker import (
     current_task,
 )
 from tests.drivers import Driver, Managed, each_executor, settle_all
-from tests.helpers import Resource
+from tests.helpers import Resource, eventually
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -90,8 +90,7 @@ async def test_stop_drains_both_queues_and_refuses_new_work(driver: Driver) -> N
     normal = [managed.submit(driver.task(constant(i))) for i in range(5)]
     urgent = managed.submit(driver.task(lambda r: "urgent"), priority=True)
     stopping = asyncio.ensure_future(managed.stop(10))
-    while managed.state is ManagerState.RUNNING:
-        await asyncio.sleep(0.001)
+    await eventually(lambda: managed.state is not ManagerState.RUNNING)
     with pytest.raises(ManagerClosedError):
         managed.submit(driver.task(lambda r: None))
     gate.open()
@@ -324,8 +323,8 @@ async def test_cancelling_a_queued_task_removes_it(driver: Driver) -> None:
     await asyncio.sleep(0)
     assert managed.stats().queued_tasks == 1
     doomed.cancel()
-    await asyncio.sleep(0.01)  # let a thread future's cancellation reach the manager
-    assert managed.stats().queued_tasks == 0
+    # a thread future's cancellation reaches the manager from the loop's side, a little later
+    await eventually(lambda: managed.stats().queued_tasks == 0)
     gate.open()
     await held
     assert await managed.stop(10)
@@ -490,7 +489,7 @@ async def test_an_ended_task_keeps_its_outcome_and_lets_go_of_its_function(
     doomed = submit(bodies[2])  # queued behind the held task, then cancelled
     del bodies
     kept[-1].cancel()
-    await asyncio.sleep(0.01)  # let a thread future's cancellation reach the manager
+    await eventually(lambda: managed.stats().queued_tasks == 0)  # the cancellation has arrived
     gate.open()
     await held
     assert await succeeded == 7

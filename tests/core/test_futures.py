@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from tasker import Event, TaskFuture, TaskManager, current_task
-from tests.core.test_health import EventLog
-from tests.helpers import Resource, Resources
+from tests.helpers import EventLog, Resource, Resources
 
 
 def square(i: int, _resource: object) -> int:

@@ -18,27 +18,11 @@ from tasker import (
     TaskManager,
     UnhealthyOn,
 )
-from tests.helpers import Resource, Resources, wait_until
+from tests.helpers import EventLog, Resource, Resources, wait_until
 
 
 def missing_key(*_: object) -> None:
     raise KeyError("missing")
-
-
-class EventLog:
-    """A `Logger` keeping every event, for assertions."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[int, str, dict[str, object]]] = []
-        self._lock = threading.Lock()
-
-    def log(self, level: int, event: str, /, **fields: object) -> None:
-        with self._lock:
-            self.events.append((level, event, fields))
-
-    def named(self, event: str) -> list[dict[str, object]]:
-        with self._lock:
-            return [fields for _, name, fields in self.events if name == event]
 
 
 def build(resources: Resources, log: EventLog | None = None, **kw: float) -> TaskManager[Resource]:

@@ -25,8 +25,8 @@ from tasker import (
     TaskManagerBuilder,
     _threads,
 )
-from tests.core.test_health import EventLog
 from tests.drivers import Driver, Managed, each_executor, settle_all
+from tests.helpers import EventLog
 
 
 def bounded(limit: int, log: EventLog | None = None, **options: Any) -> TaskManagerBuilder[None]:

@@ -18,8 +18,7 @@ from tasker import (
     ScalingSnapshot,
     TaskManager,
 )
-from tests.core.test_health import EventLog
-from tests.helpers import Resource, Resources, settle, wait_until
+from tests.helpers import EventLog, Resource, Resources, settle, wait_until
 
 
 def snapshot(**kw: float) -> ScalingSnapshot:

@@ -71,8 +71,8 @@ class TestStop:
         assert worker_threads(manager) == []
 
     def test_stop_does_not_add_workers_while_draining(self, resources: Resources) -> None:
-        from tests.core.test_health import EventLog
         from tests.core.test_scaling import SwitchPolicy
+        from tests.helpers import EventLog
 
         log = EventLog()
         policy = SwitchPolicy(target=1)
