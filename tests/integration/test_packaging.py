@@ -5,6 +5,10 @@
 - each adapter, installed alone beside `tasker-core` (plus the test tools), passes its own
   test suite and cannot import the other adapter's dependencies.
 
+- `tasker-ray`'s wheel depends on `tasker-core` and `ray`, registers the executor name `"ray"`,
+  and is `tasker-core`'s extra `ray` (its metadata only: Ray's install is too large for a
+  test's fresh environment; `tests/ray` runs it from the workspace).
+
 The wheels are `make dist`'s (`tests/integration/conftest.py`); dependencies resolve to the
 versions of the workspace's lock file, so the installs come from uv's cache.
 """
@@ -12,6 +16,7 @@ versions of the workspace's lock file, so the installs come from uv's cache.
 from __future__ import annotations
 
 import re
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -22,7 +27,7 @@ from tests.drivers import CANNOT_APPLY
 from tests.integration.wheels import Venvs, run
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("tasker-core", "tasker-otel", "tasker-structlog")
+PACKAGES = ("tasker-core", "tasker-otel", "tasker-ray", "tasker-structlog")
 TEST_TOOLS = ("pytest", "pytest-timeout")
 
 pytestmark = pytest.mark.timeout(240)
@@ -110,6 +115,35 @@ def test_each_adapter_alone_passes_its_tests(
     allowed = {reason for reasons in CANNOT_APPLY.values() for reason in reasons.values()}
     skipped = re.findall(r"^SKIPPED \[\d+\] [^:]+:\d+: (.*)$", out, re.MULTILINE)
     assert set(skipped) <= allowed, skipped
+
+
+def _metadata(venvs: Venvs, package: str) -> tuple[Message, dict[str, str]]:
+    """A wheel's METADATA and its files' text by name ending (`entry_points.txt`)."""
+    import zipfile
+    from email.parser import Parser
+    from urllib.parse import urlparse
+
+    with zipfile.ZipFile(urlparse(venvs.wheel(package)).path) as wheel:
+        files = {
+            n.rsplit("/", 1)[-1]: wheel.read(n).decode()
+            for n in wheel.namelist()
+            if ".dist-info/" in n
+        }
+    return Parser().parsestr(files["METADATA"]), files
+
+
+def test_the_ray_wheel_registers_its_executor_and_is_the_ray_extra(venvs: Venvs) -> None:
+    metadata, files = _metadata(venvs, "tasker-ray")
+    requires = metadata.get_all("Requires-Dist") or []
+    assert any(r.startswith("tasker-core") for r in requires), requires
+    assert any(r.startswith("ray") for r in requires), requires
+    entry_points = files["entry_points.txt"]
+    assert "[tasker]" in entry_points
+    assert "ray = tasker_ray.plugin" in entry_points
+    core, _ = _metadata(venvs, "tasker-core")
+    extras = [r for r in core.get_all("Requires-Dist") or [] if r.startswith("tasker-ray")]
+    assert extras, core.get_all("Requires-Dist")
+    assert all("extra == 'ray'" in r or 'extra == "ray"' in r for r in extras), extras
 
 
 @pytest.mark.parametrize("package", PACKAGES)
