@@ -98,6 +98,7 @@ bench: $(VENV)/.synced
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/overload.py
 	$(BIN)/python benchmarks/process.py
+	$(BIN)/python benchmarks/on_ray.py
 
 # a wheel and an sdist of every package under packages/, then `twine check` and versions
 dist: $(VENV)/.synced
