@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,16 @@ async def actor_pid(resource: int) -> int:
     return os.getpid()
 
 
+def kill_once(resource: int, marker: str) -> int:
+    """The first call SIGKILLs its actor's process; every other returns the process id."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return os.getpid()
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
 def test_the_async_manager_awaits_its_actors_without_holding_threads(ledger: Ledger) -> None:
     tracked = Tracked(ledger)
 
@@ -281,9 +292,19 @@ def test_the_async_manager_awaits_its_actors_without_holding_threads(ledger: Led
             assert await manager.submit(lambda r, n: r + n, 1) - 1 in pids  # plain functions too
             with pytest.raises(TypeError, match="a lock, cannot be sent to a Ray actor"):
                 manager.submit(lambda r, lock: None, threading.Lock())  # refused at submit
+            # an actor killed (SIGKILL) while tasks wait: every caller still gets its value
+            killed = str(Path(ledger.folder, "killed"))
+            load = [manager.submit(kill_once, killed) for _ in range(30)]
+            served = await asyncio.gather(*load)
+            assert len(served) == 30
+            assert manager.metrics().total_tasks_retried == 1
+            assert len(live_actors()) == 3
 
     asyncio.run(asyncio.wait_for(scenario(), 120))
-    tracked.assert_each_destroyed_once()
+    # every resource destroyed once, but the killed actor's: it died with its process
+    destroyed = ledger.counts("destroyed")
+    assert set(destroyed.values()) == {1}
+    assert len(set(ledger.counts("created")) - set(destroyed)) == 1
     no_actor_left()
 
 
