@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ for _name, _value in {
 from ray.util import ActorPool  # noqa: E402
 
 import ray  # noqa: E402
+from ray import cloudpickle  # noqa: E402
 from tasker import AsyncTaskManager, TaskManager  # noqa: E402
 from tasker_ray.executor import _holder  # noqa: E402 - the actor class tasker uses
 
@@ -82,9 +84,11 @@ def overhead(sequential: int, batches: int) -> dict[str, Any]:
     actors = [_holder().options(num_cpus=0).remote() for _ in range(2)]
     ray.get([a.create.remote(make_resource, None) for a in actors])
     pool = ActorPool(actors)
+    dumps: Callable[[Any], bytes] = cloudpickle.dumps
+    payload = dumps((nothing, ()))  # what the actor's `call` takes, made once
 
     def call(actor: Any, _: object) -> Any:
-        return actor.call.remote(nothing, ())
+        return actor.call.remote(payload)
 
     def pool_sequential() -> None:
         for _ in range(sequential):
