@@ -1,4 +1,4 @@
-"""Packaging proof: wheels of the three packages, installed into fresh virtual environments.
+"""Packaging proof: wheels of the four packages, installed into fresh virtual environments.
 
 - `tasker-core[otel,structlog]` pulls in both adapters and their runtime dependencies only
   (`opentelemetry-api`, not the SDK), and both adapters work by name;
