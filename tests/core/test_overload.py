@@ -91,8 +91,10 @@ async def full_manager(
 async def test_a_full_queue_refuses_at_once_a_caller_that_will_not_wait(driver: Driver) -> None:
     log = EventLog()
     managed, gate, futures = await full_manager(driver, 2, log)
-    with pytest.raises(QueueFullError, match="full"):
+    with pytest.raises(QueueFullError, match="full") as refused:
         submit_now(managed, driver.task(lambda _: "late"))
+    if not isinstance(managed.manager, TaskManager):  # the async submit names the waiting path
+        assert "`await put(...)` waits for room" in str(refused.value)
     with pytest.raises(QueueFullError):
         await put(managed, driver.task(lambda _: "late"), block=False)
     stats = managed.stats()

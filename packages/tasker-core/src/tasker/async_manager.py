@@ -11,6 +11,7 @@ from tasker import _validate as validate
 from tasker._admission import Admission
 from tasker._asyncio import AsyncRuntime
 from tasker._facade import ManagerBase
+from tasker.errors import QueueFullError
 from tasker.stats import KillReport
 
 if TYPE_CHECKING:
@@ -66,8 +67,9 @@ class AsyncTaskManager(ManagerBase[R]):
         the builder's `with_timeout`) cancels an attempt that runs longer; the caller then
         gets `TimeoutError`.
 
-        `submit` never waits: when the queue is full (`with_queue_limit`) it raises
-        `QueueFullError`; `await put(...)` waits for room instead.
+        `submit` is synchronous and never waits: when the queue is full (`with_queue_limit`) it
+        raises `QueueFullError`, whose message says so; `await put(...)` (and `queue_task*`) wait
+        for room instead, with the per-call choice of `put(block=...)`.
 
         Raises:
             ManagerClosedError: the manager was stopped or killed.
@@ -75,7 +77,10 @@ class AsyncTaskManager(ManagerBase[R]):
             QueueFullError: the queue is full.
         """
         self._runtime.check_loop()
-        return self._core.submit(fn, args, priority, once, timeout)  # type: ignore[return-value]
+        try:
+            return self._core.submit(fn, args, priority, once, timeout)  # type: ignore[return-value]
+        except QueueFullError as error:  # say where the waiting path is
+            raise QueueFullError(f"{error}; `await put(...)` waits for room") from None
 
     async def put(
         self,
