@@ -56,6 +56,9 @@ def test_the_docs_say_what_to_install() -> None:
     adapters = ["--find-links", "dist", "tasker-core[otel,structlog]", "opentelemetry-sdk"]
     assert adapters in installs  # the README's adapter example needs the SDK: the app's choice
     assert ["./examples/plugins"] in installs
+    assert ["--find-links", "dist", "tasker-core[ray]"] in installs  # the Ray pages run too
+    run = {page.relative_to(ROOT).as_posix() for page in PAGES if python_blocks(page)}
+    assert {"packages/tasker-ray/README.md", "docs/ray.md"} <= run
 
 
 @pytest.fixture(scope="module")
