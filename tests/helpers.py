@@ -1,17 +1,27 @@
 """Test helpers: a resource factory that counts what it creates and destroys, an event log,
-and waits for states the code under test offers no event for."""
+small tasks and policies the suites share, and waits for states the code under test offers no
+event for."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from tasker.scaling import ScalingSnapshot
+
+if TYPE_CHECKING:
+    import pytest
 
 
 class EventLog:
@@ -28,6 +38,23 @@ class EventLog:
     def named(self, event: str) -> list[dict[str, object]]:
         with self._lock:
             return [fields for _, name, fields in self.events if name == event]
+
+
+def missing_key(*_: object) -> None:
+    """A task (or a task's body) failing with an error no health check counts as unhealthy."""
+    raise KeyError("missing")
+
+
+class SwitchPolicy:
+    """A policy the test steers by hand: `target` is the number of workers it asks for."""
+
+    interval = 0.01
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+
+    def target_workers(self, snapshot: ScalingSnapshot) -> int:
+        return self.target
 
 
 @dataclass
@@ -113,6 +140,23 @@ def settle(*futures: Future[Any], timeout: float = 10.0) -> None:
     """Wait for every future's result (raising the first exception met)."""
     for future in futures:
         future.result(timeout=timeout)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+"""The repository's examples/ folder."""
+
+
+def load_example(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Import `examples/<name>.py` by path, under a private module name."""
+    path = EXAMPLES / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"tasker_example_{name}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the module is being executed
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
 
 
 _SHARED: Any = None

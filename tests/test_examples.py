@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def load_example(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Import `examples/<name>.py` by path, under a private module name."""
-    path = EXAMPLES / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"tasker_example_{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while the module is being executed
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import load_example
 
 
 def run_example(

@@ -17,8 +17,7 @@ from tasker import (
     current_task,
 )
 from tasker.executors import AsyncioExecutor, LocalAsyncPlace, LocalPlace, ThreadExecutor
-from tests.helpers import Resource, Resources
-from tests.test_examples import load_example
+from tests.helpers import Resource, Resources, load_example
 
 
 @pytest.fixture

@@ -18,11 +18,7 @@ from tasker import (
     TaskManager,
     UnhealthyOn,
 )
-from tests.helpers import EventLog, Resource, Resources, wait_until
-
-
-def missing_key(*_: object) -> None:
-    raise KeyError("missing")
+from tests.helpers import EventLog, Resource, Resources, missing_key, wait_until
 
 
 def build(resources: Resources, log: EventLog | None = None, **kw: float) -> TaskManager[Resource]:

@@ -23,10 +23,8 @@ from tasker import Event, TaskManager, UnhealthyOn, hookspecs
 from tasker.executors import AsyncioExecutor, ThreadExecutor
 from tasker.metrics import InMemoryCollector
 from tasker.plugins import OBSERVER_HOOKS, PluginError, Plugins, Registry, reset_plugins
-from tests.core.test_health import missing_key
-from tests.core.test_scaling import SwitchPolicy
 from tests.drivers import Driver, each_executor
-from tests.helpers import EventLog
+from tests.helpers import EventLog, SwitchPolicy, missing_key
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "plugins" / "tasker_example_plugins"

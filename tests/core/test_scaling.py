@@ -18,7 +18,7 @@ from tasker import (
     ScalingSnapshot,
     TaskManager,
 )
-from tests.helpers import EventLog, Resource, Resources, settle, wait_until
+from tests.helpers import EventLog, Resource, Resources, SwitchPolicy, settle, wait_until
 
 
 def snapshot(**kw: float) -> ScalingSnapshot:
@@ -235,18 +235,6 @@ class Recording:
     def target_workers(self, snapshot: ScalingSnapshot) -> int:
         self.snapshots.append(snapshot)
         return snapshot.workers
-
-
-class SwitchPolicy:
-    """A policy the test steers by hand."""
-
-    interval = 0.01
-
-    def __init__(self, target: int) -> None:
-        self.target = target
-
-    def target_workers(self, snapshot: ScalingSnapshot) -> int:
-        return self.target
 
 
 def gated(started: threading.Semaphore, gate: threading.Event) -> Callable[[Resource], int]:

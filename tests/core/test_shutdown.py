@@ -17,7 +17,7 @@ from tasker import (
     TaskManager,
     current_task,
 )
-from tests.helpers import Resource, Resources
+from tests.helpers import EventLog, Resource, Resources, SwitchPolicy
 
 
 def manager_for(resources: Resources, workers: int = 2, pool: int = 1) -> TaskManager[Resource]:
@@ -71,9 +71,6 @@ class TestStop:
         assert worker_threads(manager) == []
 
     def test_stop_does_not_add_workers_while_draining(self, resources: Resources) -> None:
-        from tests.core.test_scaling import SwitchPolicy
-        from tests.helpers import EventLog
-
         log = EventLog()
         policy = SwitchPolicy(target=1)
         manager = (
