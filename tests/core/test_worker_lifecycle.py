@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Generator
-from queue import Empty
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from tasker import ResourceCreationError, RetriesExhaustedError, TaskManager
 from tasker._asyncio import AsyncRuntime
+from tasker._core import Core
 from tasker._lifecycle import ACTIONS, Step, Steps, drive
-from tasker._queue import EXIT, TASK
+from tasker._queue import EXIT, IDLE, TASK
 from tasker._threads import ThreadRuntime
+from tasker._worker import Worker
 from tests.drivers import Driver, each_executor
 from tests.helpers import Resource, Resources
 
@@ -159,48 +159,33 @@ async def _build_and_stop_while_the_loop_ticks() -> None:
     resources.assert_all_destroyed_once()
 
 
-class _OneTokenThenExit:
-    """A channel whose blocking `get` hands out a task token, then an exit token."""
-
-    def __init__(self) -> None:
-        self.tokens: list[object] = [TASK, EXIT]
-
-    def get_nowait(self) -> object:
-        raise Empty
-
-    def get(self, timeout: float | None = None) -> object:
-        return self.tokens.pop(0)
-
-
-class _RetiringCore:
-    """A core whose policy would retire any idle burst worker that asks."""
-
-    def __init__(self) -> None:
-        self.config = SimpleNamespace(policy=SimpleNamespace(interval=0.01))
-        self.retiring = True
-        self.taken = 0
-        self.retire_asked = 0
-
-    def idle_begin(self) -> None: ...
-
-    def idle_end(self) -> None: ...
-
-    def try_retire(self, worker: object) -> bool:
-        self.retire_asked += 1
-        return True
-
-    def next_task(self, worker: object) -> None:
-        self.taken += 1  # the token's task was cancelled meanwhile: nothing to run
+def _leaves(core: Core[Any], worker: Worker, token: object) -> bool:
+    """Whether `worker`, handed `token` with nothing queued, is told to leave."""
+    assert core.next_task(worker, token) is None
+    return worker.leaving
 
 
 class TestRetirementNeverDropsAToken:
-    def test_a_burst_worker_woken_by_a_task_token_takes_it_even_when_it_may_retire(self) -> None:
+    """What a worker does with each token is decided once, in the core, for every runtime."""
+
+    def test_a_task_token_never_retires_a_burst_worker_even_when_one_may_retire(self) -> None:
         # a task token arriving in a blocking wait is not the wait timing out: a worker that
         # retired holding it would leave its task queued with no token, never run
-        runtime = ThreadRuntime(executor=None)  # type: ignore[arg-type]
-        core = _RetiringCore()
-        runtime._core = core  # type: ignore[assignment]
-        runtime.channel = _OneTokenThenExit()  # type: ignore[assignment]
-        assert runtime.serve(SimpleNamespace(burst=True)) is False  # type: ignore[arg-type]
-        assert core.taken == 1
-        assert core.retire_asked == 0
+        with TaskManager.builder().with_resource(object).build() as manager:
+            core = manager._core
+            worker = Worker(0, burst=True)
+            core._retire_quota = 1  # the policy asks one idle burst worker to leave
+            assert not _leaves(core, worker, TASK)  # its task was cancelled meanwhile
+            assert core.retiring
+            assert _leaves(core, worker, IDLE)  # its wait ran out: it may leave now
+            assert not core.retiring
+
+    def test_an_idle_worker_stays_when_no_retirement_is_asked(self) -> None:
+        with TaskManager.builder().with_resource(object).build() as manager:
+            worker = Worker(0, burst=True)
+            assert not _leaves(manager._core, worker, IDLE)
+
+    def test_an_exit_token_makes_any_worker_leave(self) -> None:
+        with TaskManager.builder().with_resource(object).build() as manager:
+            worker = Worker(0, burst=False)
+            assert _leaves(manager._core, worker, EXIT)

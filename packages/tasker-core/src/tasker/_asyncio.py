@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 from tasker._admission import Admission
 from tasker._core import Core
 from tasker._lifecycle import Step, Steps, drive, start_steps, supervise_steps, worker_steps
-from tasker._queue import EXIT, IDLE
+from tasker._queue import IDLE
 from tasker._run_task import run_task_steps
 from tasker._task import _CURRENT, TaskRecord, new_async_task_future, not_awaitable
 from tasker._worker import Worker
@@ -449,15 +449,11 @@ class AsyncRuntime:
                 # no attempt runs, so no interruption can come: a cancellation here is
                 # the worker's own (`_receive_interruption` took any late one already)
                 token = await self._wait_token(core, worker)
-            if token is IDLE:
-                if core.try_retire(worker):
+            task = next_task(worker, token)
+            if task is None:  # told to leave, or its task was cancelled or drained meanwhile
+                if worker.leaving:
                     return False
                 continue
-            if token is EXIT:
-                return False
-            task = next_task(worker)
-            if task is None:
-                continue  # cancelled or drained since it was queued
             start = core.attempt_started(task, worker)
             if (
                 task.timeout is not None

@@ -22,7 +22,7 @@ from tasker import _validate as validate
 from tasker._admission import Admission, Line
 from tasker._outcome import FailureDecision, decide_failure
 from tasker._pool import PoolSlots
-from tasker._queue import EXIT, TaskQueue
+from tasker._queue import EXIT, TASK, TaskQueue
 from tasker._scaler import Scaler
 from tasker._task import ENDED, TaskRecord, TaskState, release
 from tasker._telemetry import Telemetry
@@ -330,13 +330,18 @@ class Core(Generic[R]):
                 return
         self.wake.set()
 
-    def next_task(self, worker: Worker) -> TaskRecord[Any] | None:
-        """A worker took a task token: claim the next queued task for it, or `None`.
+    def next_task(self, worker: Worker, token: object = TASK) -> TaskRecord[Any] | None:
+        """A worker took `token`: claim the next queued task for it, or `None` (nothing to run).
 
-        Taking and claiming happen under the lock, so `kill()` sees every task either queued or
-        running, never in between. Tasks that waited longer than `max_queue_wait` are shed on
-        the way; the room taken tasks free goes to submissions waiting for it.
+        `None` with `worker.leaving` set means the worker must leave: the token was `EXIT`, or
+        its wait ran out (`IDLE`) and the policy retires it. Taking and claiming happen under
+        the lock, so `kill()` sees every task either queued or running, never in between. Tasks
+        that waited longer than `max_queue_wait` are shed on the way; the room taken tasks free
+        goes to submissions waiting for it.
         """
+        if token is not TASK:  # never a task's token: a worker leaving must not hold one
+            worker.leaving = token is EXIT or self.try_retire(worker)
+            return None
         with self._lock:
             task = self.queue.take()
             if self._overload:  # a queue limit or a maximum wait: shed, admit

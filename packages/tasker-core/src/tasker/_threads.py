@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from tasker._admission import Admission
 from tasker._core import Core
 from tasker._lifecycle import Step, Steps, drive, start_steps, supervise_steps, worker_steps
-from tasker._queue import EXIT, IDLE
+from tasker._queue import IDLE
 from tasker._run_task import run_task_steps
 from tasker._task import TaskRecord, new_task_future
 from tasker._worker import Worker
@@ -279,15 +279,11 @@ class ThreadRuntime:
                     token = IDLE
                 finally:
                     core.idle_end()
-                if token is IDLE:  # never a task's token: a worker leaving must not hold one
-                    if core.try_retire(worker):
-                        return False
-                    continue
-            if token is EXIT:
-                return False
-            task = next_task(worker)
-            if task is None:
-                continue  # cancelled or drained since it was queued
+            task = next_task(worker, token)
+            if task is None:  # told to leave, or its task was cancelled or drained meanwhile
+                if worker.leaving:
+                    return False
+                continue
             replace = self._run(core, worker, task)
             task = None  # hold no settled task while waiting for the next one
             if replace:

@@ -18,6 +18,7 @@ class Worker:
         "current",
         "handle",
         "interrupted",
+        "leaving",
         "place",
         "resource",
         "starting_since",
@@ -31,6 +32,7 @@ class Worker:
         self.resource: Any = None
         self.place: Any = None  # where the resource lives (see `tasker.executors.Place`)
         self.handle: Any = None  # the thread or asyncio task running the worker's loop
+        self.leaving = False  # told to leave: an `EXIT` token, or retired while idle
         self.interrupted = False  # asyncio: the current attempt was cancelled on purpose
         # while its resource is being made (first, or after a replacement): since when
         self.starting_since: float | None = time.monotonic()
