@@ -1,0 +1,1 @@
+"""The benchmark scenarios, one module each (see `harness.py`); `run.py` finds them."""
