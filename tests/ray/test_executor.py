@@ -19,6 +19,7 @@ from tasker import (
     TaskManagerBuilder,
     UnhealthyOn,
     WorkerCrashedError,
+    current_task,
 )
 from tasker.errors import CancelledError, ResourceCreationError
 from tasker.process import RemoteTaskError
@@ -354,3 +355,29 @@ def test_async_kill_answers_every_caller_and_kills_every_actor(ledger: Ledger) -
 
     asyncio.run(asyncio.wait_for(scenario(), 120))
     no_actor_left()
+
+
+def about_itself(resource: int) -> tuple[Any, ...]:
+    task = current_task()
+    assert task is not None
+    return task.task_id, task.attempt, task.worker_id, task.priority, task.once, task.resource
+
+
+async def about_itself_later(resource: int) -> tuple[Any, ...]:
+    await asyncio.sleep(0)
+    return about_itself(resource)
+
+
+def test_current_task_tells_a_task_about_itself_in_its_actor(ledger: Ledger) -> None:
+    tracked = Tracked(ledger)
+    with builder(tracked).build() as manager:
+        future = manager.submit(about_itself, priority=True, once=True)
+        task_id, attempt, worker_id, priority, once, resource = future.result(60)
+        assert (attempt, priority, once) == (1, True, True)
+        assert task_id == 1  # the manager's first task
+        assert worker_id == 1  # on its only worker
+        assert resource == manager.queue_task(pid_of)
+        # a coroutine run to its end in the actor sees it too
+        later: Any = manager.submit(about_itself_later).result(60)
+        assert later[1] == 1
+    tracked.assert_each_destroyed_once()

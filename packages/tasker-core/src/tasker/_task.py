@@ -321,6 +321,19 @@ def call_in_task(task: TaskRecord[Any], resource: Any) -> Any:
     return result
 
 
+def call_as(task: Any, call: Callable[[], T]) -> T:
+    """`call()` with `current_task()` pointing at `task`, until it returns.
+
+    For a task run in another process (`tasker.serialization.RemoteTask`), whose `call` may
+    also run a coroutine to its end: the coroutine sees the task too.
+    """
+    token = _CURRENT.set(task)
+    try:
+        return call()
+    finally:
+        _CURRENT.reset(token)
+
+
 def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 

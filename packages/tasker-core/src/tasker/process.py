@@ -49,12 +49,14 @@ from tasker.executors import ThreadExecutor
 from tasker.serialization import (
     SERIALIZERS,
     EncodedTask,
+    RemoteTask,
     Serializer,
     decode_outcome,
     dumps_for,
     encode_error,
     encode_result,
     encode_task,
+    no_task,
     portable_error,
     task_payload,
 )
@@ -168,39 +170,6 @@ class _Cancellation:
         return self.flag.wait(seconds)
 
 
-class _ChildTask:
-    """The running task as `current_task()` sees it in the child."""
-
-    __slots__ = (
-        "_core",
-        "args",
-        "attempt",
-        "cancel_requested",
-        "fn",
-        "once",
-        "priority",
-        "resource",
-        "task_id",
-        "worker_id",
-    )
-
-    def __init__(self, cancellation: _Cancellation, resource: Any) -> None:
-        self._core = cancellation
-        self.resource = resource
-        self.cancel_requested = False
-        self.fn: Callable[..., Any] = _no_task
-        self.args: tuple[Any, ...] = ()
-        self.task_id = 0
-        self.attempt = 0
-        self.worker_id: int | None = None
-        self.priority = False
-        self.once = False
-
-
-def _no_task(resource: object) -> None:  # pragma: no cover - never called
-    raise RuntimeError("no task")
-
-
 def _listen(control: Connection, cancellation: _Cancellation) -> None:  # pragma: no cover
     """The child's cancellation listener: a sequence number per request, EOF when orphaned."""
     while True:
@@ -229,7 +198,7 @@ def _child_main(  # pragma: no cover - in the child
         conn.send_bytes(encode_error(error))
         return
     conn.send_bytes(_OK_NONE)
-    task = _ChildTask(cancellation, resource)
+    task = RemoteTask(cancellation, resource)
     header_size = _HEADER.size
     while True:
         try:
@@ -247,7 +216,7 @@ def _child_main(  # pragma: no cover - in the child
             reply = encode_result(call_in_task(task, resource), task.fn)  # type: ignore[arg-type]
         except BaseException as error:
             reply = encode_error(error)
-        task.fn, task.args = _no_task, ()
+        task.fn, task.args = no_task, ()
         try:
             conn.send_bytes(reply)
         except OSError:  # the manager went away

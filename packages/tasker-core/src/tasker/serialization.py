@@ -13,6 +13,8 @@ cluster executor such as Ray's) follows the same rules, written here once:
   an exception that cannot be sent back as itself (`portable_error`) arrives as
   [`RemoteTaskError`][tasker.errors.RemoteTaskError], with its type name, message and the
   remote traceback text.
+- **The running task**: in the other process, `current_task()` sees a `RemoteTask` carrying
+  what the manager sent along (id, attempt, worker, priority, once) and the resource.
 - **The crash model**: a place whose process died under a task raises
   [`WorkerCrashedError`][tasker.errors.WorkerCrashedError]; the engine replaces the worker and
   retries the task unless it is a once-task.
@@ -23,13 +25,14 @@ from __future__ import annotations
 import pickle
 import traceback
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from tasker.errors import RemoteTaskError
 
 __all__ = [
     "SERIALIZERS",
     "EncodedTask",
+    "RemoteTask",
     "RemoteTaskError",
     "Serializer",
     "decode_outcome",
@@ -37,6 +40,7 @@ __all__ = [
     "encode_error",
     "encode_result",
     "encode_task",
+    "no_task",
     "portable_error",
     "task_payload",
 ]
@@ -184,3 +188,61 @@ def decode_outcome(payload: bytes | memoryview) -> Any:
     if ok:
         return value
     raise value
+
+
+# ------------------------------------------------------------------ the task, over there
+
+
+class Cancellation(Protocol):
+    """What `current_task()` reads, in the other process, to learn the task should stop.
+
+    (`RunningTask` reads `killed` and `runtime.wait_killed` on the task's `_core`.)
+    """
+
+    @property
+    def killed(self) -> bool:
+        """Whether the running attempt was asked to stop."""
+
+    @property
+    def runtime(self) -> Cancellation:
+        """Itself: `RunningTask.sleep` waits on it."""
+
+    def wait_killed(self, seconds: float) -> bool:
+        """Wait up to `seconds` for a stop request; `True` if one came."""
+
+
+def no_task(resource: object) -> None:  # pragma: no cover - never called
+    """The function of a `RemoteTask` between two tasks."""
+    raise RuntimeError("no task")
+
+
+class RemoteTask:
+    """The running task as `current_task()` sees it in the process that runs it.
+
+    One per worker's process, filled in for each task from what the manager sends along.
+    """
+
+    __slots__ = (
+        "_core",
+        "args",
+        "attempt",
+        "cancel_requested",
+        "fn",
+        "once",
+        "priority",
+        "resource",
+        "task_id",
+        "worker_id",
+    )
+
+    def __init__(self, cancellation: Cancellation, resource: Any) -> None:
+        self._core = cancellation
+        self.resource = resource
+        self.cancel_requested = False
+        self.fn: Callable[..., Any] = no_task
+        self.args: tuple[Any, ...] = ()
+        self.task_id = 0
+        self.attempt = 0
+        self.worker_id: int | None = None
+        self.priority = False
+        self.once = False

@@ -17,7 +17,9 @@ What crosses the wire is serialized by Ray (cloudpickle): the hooks once per act
 function and arguments on the way in, its result or exception on the way out. An exception that
 cannot be sent back as itself arrives as [`RemoteTaskError`][tasker.process.RemoteTaskError];
 a function, argument or result that cannot cross fails the task with `TypeError`. A task runs
-in the actor without the submitter's `contextvars` and without `current_task()`.
+in the actor without the submitter's `contextvars`; `current_task()` gives its id, attempt,
+worker, priority, once and resource, as on every executor (`cancelled` stays `False`: a
+cancelled attempt's actor is killed).
 """
 
 from __future__ import annotations
@@ -25,14 +27,23 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tasker import _validate as validate
+from tasker._task import call_as
 from tasker.errors import WorkerCrashedError
 from tasker.executors import AsyncioExecutor, ThreadExecutor
-from tasker.serialization import EncodedTask, encode_task, portable_error, task_payload
+from tasker.serialization import (
+    EncodedTask,
+    RemoteTask,
+    encode_task,
+    no_task,
+    portable_error,
+    task_payload,
+)
 
 if TYPE_CHECKING:
     from tasker._task import TaskRecord
@@ -139,6 +150,7 @@ class _Holder:  # pragma: no cover - runs in the actor
         self._resource: Any = None
         self._on_destroy: Callable[[Any], object] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._task = RemoteTask(_NEVER_TOLD, None)  # what `current_task()` sees
 
     def _finish(self, outcome: Any) -> Any:
         if not inspect.isawaitable(outcome):
@@ -155,14 +167,25 @@ class _Holder:  # pragma: no cover - runs in the actor
         except BaseException as error:
             return False, _portable(error)
         self._on_destroy = on_destroy
+        self._task.resource = self._resource
         return True, None
 
-    def call(self, payload: bytes) -> tuple[bool, Any]:
+    def call(
+        self, payload: bytes, about: tuple[int, int, int | None, bool, bool]
+    ) -> tuple[bool, Any]:
+        task = self._task
+        task.task_id, task.attempt, task.worker_id, task.priority, task.once = about
         try:
-            fn, args = _loads(payload)
-            return True, self._finish(fn(self._resource, *args))
+            task.fn, task.args = _loads(payload)
+            return True, call_as(task, self._run)
         except BaseException as error:
             return False, _portable(error)
+        finally:
+            task.fn, task.args = no_task, ()
+
+    def _run(self) -> Any:
+        task = self._task
+        return self._finish(task.fn(self._resource, *task.args))
 
     def destroy(self) -> tuple[bool, Any]:
         resource, self._resource = self._resource, None
@@ -177,6 +200,23 @@ class _Holder:  # pragma: no cover - runs in the actor
                 self._loop.close()
                 self._loop = None
         return True, None
+
+
+class _NeverTold:  # pragma: no cover - runs in the actor
+    """An actor's attempt is never asked to stop: it is killed instead (`cancelled` is False)."""
+
+    killed = False
+
+    @property
+    def runtime(self) -> _NeverTold:
+        return self
+
+    def wait_killed(self, seconds: float) -> bool:
+        time.sleep(seconds)
+        return False
+
+
+_NEVER_TOLD = _NeverTold()
 
 
 def _dumps(value: Any) -> bytes:
@@ -312,7 +352,8 @@ class _ActorPlace:
         actor = self._actor
         if actor is None:
             raise WorkerCrashedError("the worker's Ray actor is gone")
-        return actor.call.remote(task_payload(_dumps, task.fn, task.args, _WHERE))
+        about = (task.task_id, task.attempt, task.worker_id, task.priority, task.once)
+        return actor.call.remote(task_payload(_dumps, task.fn, task.args, _WHERE), about)
 
     def interrupt(self) -> None:
         """Kill the actor: the attempt stops now, and the worker starts a fresh actor."""
