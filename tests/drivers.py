@@ -1,4 +1,4 @@
-"""Drive the thread, asyncio and process managers through one async interface.
+"""Drive the thread, asyncio, process and Ray managers through one async interface.
 
 Shared behaviour tests are written once, as coroutines, against `Driver`/`Managed`; the thread
 and process drivers run blocking calls in helper threads (`asyncio.to_thread`, `wrap_future`)
@@ -8,8 +8,11 @@ makes a task that blocks until a gate opens, in the executor's own way of blocki
 
 State a task or a resource hook touches goes through the driver (`driver.resources()`,
 `driver.shared_list()`): plain objects for threads and asyncio, objects of a manager process
-for the process executor, whose tasks and hooks run in child processes. A test that cannot
-apply to an executor is skipped by name in `CANNOT_APPLY`, with the reason.
+for the process and Ray executors, whose tasks and hooks run in other processes. A test that
+cannot apply to an executor is skipped by name in `CANNOT_APPLY`, with the reason.
+
+`each_executor` runs a test over `EXECUTORS`; the Ray runs of the same tests are collected in
+`tests/ray/test_behaviour.py` (`on_executor`), where the Ray fixtures live.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import importlib.util
 import multiprocessing
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 import pytest
@@ -37,27 +41,38 @@ EXECUTORS = ["thread", "asyncio"] + (
     ["process"] if importlib.util.find_spec("cloudpickle") is not None else []
 )
 
+_ACROSS_PROCESSES = {
+    "test_the_submitters_contextvars_are_visible": (
+        "the submitter's contextvars stay in the manager's process"
+    ),
+    "test_a_healthy_error_reaches_the_caller_unchanged": (
+        "an exception crosses back pickled: an equal copy, never the same object"
+    ),
+    "test_code_in_the_task_sees_the_submitters_bound_values": (
+        "the submitter's contextvars (structlog's bound values) stay in the manager's process"
+    ),
+    "test_attempt_contexts_wrap_the_task_in_its_own_context": (
+        "a plugin's attempt context is entered in the manager's process, not in the worker's"
+    ),
+    "test_the_attempt_span_is_a_child_of_the_submitters_span_and_current_in_the_task": (
+        "the attempt span stays in the manager's process: the task in the worker's process "
+        "does not see it as its current span"
+    ),
+}
+
 CANNOT_APPLY: dict[str, dict[str, str]] = {
-    "process": {
-        "test_the_submitters_contextvars_are_visible": (
-            "the submitter's contextvars stay in the manager's process"
-        ),
-        "test_a_healthy_error_reaches_the_caller_unchanged": (
-            "an exception crosses back pickled: an equal copy, never the same object"
-        ),
-        "test_code_in_the_task_sees_the_submitters_bound_values": (
-            "the submitter's contextvars (structlog's bound values) stay in the manager's process"
-        ),
-        "test_attempt_contexts_wrap_the_task_in_its_own_context": (
-            "a plugin's attempt context is entered in the manager's process, not in the child"
-        ),
-        "test_the_attempt_span_is_a_child_of_the_submitters_span_and_current_in_the_task": (
-            "the attempt span stays in the manager's process: the task in the child does not "
-            "see it as its current span"
+    "process": _ACROSS_PROCESSES,
+    "ray": {
+        **_ACROSS_PROCESSES,
+        "test_a_timeout_fails_the_caller_and_keeps_the_worker": (
+            "a timed-out attempt's actor is killed and the worker gets a fresh one "
+            "(tests/ray/test_executor.py)"
         ),
     },
 }
 """Per executor, the shared tests that cannot apply to it, and why."""
+
+_REMOTE = ("process", "ray")
 
 # the process driver's children fork from a server that has imported these already
 _PRELOAD = ["tasker.process", "tests.helpers", "tests.drivers"]
@@ -70,7 +85,7 @@ class Gate:
         self.kind = kind
         self.thread_event = threading.Event()
         self.loop_event = asyncio.Event()
-        self.process_event: Any = shared().Event() if kind == "process" else None
+        self.process_event: Any = shared().Event() if kind in _REMOTE else None
 
     def open(self) -> None:
         self.thread_event.set()
@@ -130,8 +145,28 @@ class Driver:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        # tasks and resource hooks run in another process, which shares no object with the test
+        self.remote = kind in _REMOTE
         # how much longer than threads a drain may take: each replaced worker is a new process
-        self.patience = 5 if kind == "process" else 1
+        self.patience = 5 if self.remote else 1
+        # an attempt interrupted (a timeout, kill()) takes its place down with it: on Ray its
+        # actor is killed, and with it the resource, whose on_destroy never runs
+        self.interrupt_kills = kind == "ray"
+
+    def assert_destroyed_after_kill(
+        self, resources: Resources | SharedResources, abandoned: int
+    ) -> None:
+        """Each resource destroyed once; where `kill()` kills places, but the `abandoned`
+        tasks' (their process went with them)."""
+        if self.interrupt_kills:
+            assert isinstance(resources, SharedResources)
+            resources.assert_destroyed_once_but(abandoned)
+        else:
+            resources.assert_all_destroyed_once()
+
+    def many(self, tasks: int) -> int:
+        """How many tasks a load test submits: a tenth on Ray, where a new worker is an actor."""
+        return max(tasks // 10, 1) if self.kind == "ray" else tasks
 
     async def build(self, builder: TaskManagerBuilder[R]) -> Managed[R]:
         if self.kind == "thread":
@@ -142,22 +177,24 @@ class Driver:
             # thread's does: its child, and its resource, stay
             process = builder.with_executor("process", start_method="forkserver", cancel_grace=10)
             return Managed(await asyncio.to_thread(process.build))
+        if self.kind == "ray":  # on the Ray the test module connected to; actors fit anywhere
+            return Managed(await asyncio.to_thread(builder.with_executor("ray", num_cpus=0).build))
         return Managed(await builder.with_executor("asyncio").build())
 
     def resources(self, **options: Any) -> Resources | SharedResources:
         """A resource factory that records its calls where this executor's hooks run."""
-        return SharedResources(**options) if self.kind == "process" else Resources(**options)
+        return SharedResources(**options) if self.remote else Resources(**options)
 
     def shared_list(self) -> list[Any]:
         """A list tasks can append to and the test can read, wherever the tasks run."""
-        if self.kind == "process":
+        if self.remote:
             proxy: list[Any] = shared().list()
             return proxy
         return []
 
     def task(self, body: Callable[[R], T]) -> Callable[[R], Any]:
         """The task `body(resource)` in this executor's style."""
-        if self.kind in ("thread", "process"):
+        if self.kind != "asyncio":
             return body
 
         async def run(resource: R) -> T:
@@ -170,7 +207,7 @@ class Driver:
     ) -> Callable[[Any], Any]:
         """A task that (optionally) signals `started`, then blocks until `gate` opens."""
         loop = asyncio.get_running_loop()
-        if self.kind == "process":
+        if self.remote:
             return _process_hold(gate, started, result)
         if self.kind == "thread":
 
@@ -222,12 +259,21 @@ def each_executor(
     test: Callable[..., Coroutine[Any, Any, None]],
 ) -> Callable[..., None]:
     """Run an async test `test(driver, **params)` once per executor, on a fresh event loop."""
+    run = on_executors(test, EXECUTORS)
+    run.behaviour = test  # type: ignore[attr-defined]  # for `behaviour_suite`
+    return run
+
+
+def on_executors(
+    test: Callable[..., Coroutine[Any, Any, None]], kinds: list[str]
+) -> Callable[..., None]:
+    """`test` as a pytest test parametrized over `kinds`, skipping what `CANNOT_APPLY` names."""
     import inspect
 
     params = [p for name, p in inspect.signature(test).parameters.items() if name != "driver"]
 
     def run(executor: str, **kwargs: Any) -> None:
-        budget = 180 if executor == "process" else 30  # children start slowly on a loaded machine
+        budget = 180 if executor in _REMOTE else 30  # processes start slowly on a loaded machine
         asyncio.run(asyncio.wait_for(test(Driver(executor), **kwargs), budget))
 
     run.__name__ = test.__name__
@@ -242,10 +288,28 @@ def each_executor(
         pytest.param(kind, marks=pytest.mark.skip(reason=reason))
         if (reason := _cannot_apply(kind, test.__name__))
         else kind
-        for kind in EXECUTORS
+        for kind in kinds
     ]
     marked: Callable[..., None] = pytest.mark.parametrize("executor", executors)(run)
     return marked
+
+
+def behaviour_suite(kind: str, *modules: ModuleType) -> dict[str, Callable[..., None]]:
+    """The shared tests of `modules` (those `each_executor` made), run over executor `kind`.
+
+    Each keeps its own marks (its other parameters), as the original test has them.
+    """
+    suite = {}
+    for module in modules:
+        for name, test in vars(module).items():
+            if not hasattr(test, "behaviour"):
+                continue
+            run = on_executors(test.behaviour, [kind])
+            for mark in getattr(test, "pytestmark", []):
+                if not (mark.name == "parametrize" and mark.args[0] == "executor"):
+                    run = getattr(pytest.mark, mark.name)(*mark.args, **mark.kwargs)(run)
+            suite[name] = run
+    return suite
 
 
 async def settle_all(*futures: Awaitable[Any]) -> list[Any]:

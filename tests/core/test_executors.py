@@ -115,7 +115,7 @@ async def test_kill_cancels_queued_and_running_tasks(driver: Driver) -> None:
     gate.open()
     assert await managed.join(10)
     assert managed.state is ManagerState.KILLED
-    resources.assert_all_destroyed_once()
+    driver.assert_destroyed_after_kill(resources, report.abandoned_tasks)
 
 
 @each_executor
@@ -423,19 +423,20 @@ async def test_every_task_ends_once_under_random_faults(driver: Driver, seed: in
         return driver.task(body)
 
     futures = []
-    for _ in range(600):
+    for _ in range(driver.many(600)):
         futures.append(
             managed.submit(task(rng.random()), priority=rng.random() < 0.3, once=rng.random() < 0.2)
         )
         if rng.random() < 0.05:
             futures[-1].cancel()
+    abandoned = 0
     if seed == 2:
-        await managed.kill()
+        abandoned = (await managed.kill()).abandoned_tasks
         assert await managed.join(10)
     else:
         assert await managed.stop(20 * driver.patience)
     outcomes = await settle_all(*futures)
-    assert len(outcomes) == 600
+    assert len(outcomes) == len(futures)
     for outcome in outcomes:
         assert isinstance(
             outcome,
@@ -447,7 +448,7 @@ async def test_every_task_ends_once_under_random_faults(driver: Driver, seed: in
             | CancelledError
             | asyncio.CancelledError,
         )
-    resources.assert_all_destroyed_once()
+    driver.assert_destroyed_after_kill(resources, abandoned)
 
 
 class _Body:

@@ -292,7 +292,7 @@ async def test_the_kill_report_and_the_observers_count_every_cancelled_task(
             assert report.cancelled_tasks + report.abandoned_tasks == cancelled
             assert finished["cancelled"] == cancelled
             assert finished["completed"] + cancelled == len(futures)
-            resources.assert_all_destroyed_once()
+            driver.assert_destroyed_after_kill(resources, report.abandoned_tasks)
     finally:
         sys.setswitchinterval(interval)
 
