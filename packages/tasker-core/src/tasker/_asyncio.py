@@ -415,7 +415,10 @@ class AsyncRuntime:
     # ----------------------------------------------------------------- workers
 
     async def _wait_token(self, core: Core[Any], worker: Worker) -> object:
-        """Wait for a token when none is ready; `IDLE` when an idle burst worker may retire."""
+        """Wait for a token when none is ready; `IDLE` when an idle burst worker may retire.
+
+        The worker counts as idle from here until it hands the token to `next_task`.
+        """
         channel = self.channel
         core.idle_begin()
         try:
@@ -424,8 +427,9 @@ class AsyncRuntime:
             return await asyncio.wait_for(channel.get(), core.config.policy.interval)
         except TimeoutError:
             return IDLE
-        finally:
+        except BaseException:
             core.idle_end()
+            raise
 
     async def serve(self, worker: Worker) -> bool:
         """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`).
@@ -449,7 +453,9 @@ class AsyncRuntime:
                 # no attempt runs, so no interruption can come: a cancellation here is
                 # the worker's own (`_receive_interruption` took any late one already)
                 token = await self._wait_token(core, worker)
-            task = next_task(worker, token)
+                task = next_task(worker, token, True)  # no longer idle, in the same step
+            else:
+                task = next_task(worker, token)
             if task is None:  # told to leave, or its task was cancelled or drained meanwhile
                 if worker.leaving:
                     return False

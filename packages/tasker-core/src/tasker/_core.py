@@ -35,6 +35,7 @@ from tasker.errors import (
     WorkerCrashedError,
 )
 from tasker.events import Event
+from tasker.metrics import COMPLETED as METRIC_COMPLETED
 from tasker.metrics import FAILED as METRIC_FAILED
 from tasker.metrics import RETRIED, TaskMetrics
 from tasker.stats import KillReport, ManagerState, TaskStats
@@ -49,6 +50,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _perf = time.perf_counter
+_BOOL: type = bool  # what callers may pass as a flag, whatever the annotations say
 
 QUEUED = TaskState.QUEUED
 RUNNING = TaskState.RUNNING
@@ -69,6 +71,7 @@ class Core(Generic[R]):
         self.log = telemetry.log
         self.observers = telemetry.observers
         self._collector = telemetry.collector
+        self._counted_only = telemetry.counted_only
         self._scaler = Scaler(config, telemetry)
         self.queue = TaskQueue(runtime.channel)
         self._new_record = runtime.new_record
@@ -145,7 +148,8 @@ class Core(Generic[R]):
         """
         if not callable(fn):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
-        validate.flags(priority, once)
+        if priority.__class__ is not _BOOL or once.__class__ is not _BOOL:  # hostile input
+            validate.flags(priority, once)
         if not self.accepting:
             raise self.refusal()
         if timeout is None:
@@ -171,7 +175,7 @@ class Core(Generic[R]):
                 queued = task
         if queued is None:
             raise self._rejected(task)
-        if queued is task:
+        if queued is task and (self.telemetry.extra is not None or self.observers.task_queued):
             self.telemetry.task_queued(task)
         return queued
 
@@ -330,8 +334,13 @@ class Core(Generic[R]):
                 return
         self.wake.set()
 
-    def next_task(self, worker: Worker, token: object = TASK) -> TaskRecord[Any] | None:
+    def next_task(
+        self, worker: Worker, token: object = TASK, waited: bool = False
+    ) -> TaskRecord[Any] | None:
         """A worker took `token`: claim the next queued task for it, or `None` (nothing to run).
+
+        `waited`: the worker waited for the token, counted idle since `idle_begin`; it no
+        longer is.
 
         `None` with `worker.leaving` set means the worker must leave: the token was `EXIT`, or
         its wait ran out (`IDLE`) and the policy retires it. Taking and claiming happen under
@@ -340,9 +349,13 @@ class Core(Generic[R]):
         goes to submissions waiting for it.
         """
         if token is not TASK:  # never a task's token: a worker leaving must not hold one
+            if waited:
+                self.idle_end()
             worker.leaving = token is EXIT or self.try_retire(worker)
             return None
         with self._lock:
+            if waited:
+                self._idle -= 1
             task = self.queue.take()
             if self._overload:  # a queue limit or a maximum wait: shed, admit
                 shed, task, admitted = self._make_room(task)
@@ -449,7 +462,10 @@ class Core(Generic[R]):
         outcome finds it counted already. `value` is the result or the error; `record=False`
         leaves out the attempt metrics (no attempt ran).
         """
-        self.telemetry.task_finished(task, state, value, wait, elapsed, record=record)
+        if state is COMPLETED and record and self._counted_only:  # every plain task's path
+            self._collector.record_attempt(wait, elapsed, METRIC_COMPLETED)
+        else:
+            self.telemetry.task_finished(task, state, value, wait, elapsed, record=record)
         if state is COMPLETED:
             task._resolve(value)
         elif state is CANCELLED:

@@ -35,7 +35,7 @@ TIMED_OUT = TaskState.TIMED_OUT
 class Telemetry:
     """The one guarded path every event of one manager takes."""
 
-    __slots__ = ("_config", "collector", "extra", "logger", "name", "observers")
+    __slots__ = ("_config", "collector", "counted_only", "extra", "logger", "name", "observers")
 
     def __init__(self, config: Config[Any]) -> None:
         self._config = config
@@ -48,6 +48,9 @@ class Telemetry:
             CollectorFanout(config.collectors, self.log) if config.collectors else None
         )
         self.observers = config.plugins.observers(config.name, self.log)
+        # a completed attempt is only counted, by the built-in collector: no other collector
+        # and no observer hears of it (the engine's fast path, see `task_finished`)
+        self.counted_only = self.extra is None and not self.observers.task_finished
 
     def log(self, level: int, event: str, /, **fields: object) -> None:
         """Log through the configured logger, tagged with the manager's name; never raise."""

@@ -28,13 +28,21 @@ __all__ = ["ThreadRuntime", "thread_owner"]
 R = TypeVar("R")
 T = TypeVar("T")
 
-_owner = threading.local()
+
+class _Owner(threading.local):
+    """Per thread: the core a worker or supervisor thread works for."""
+
+    # a class default, so reading it in any other thread finds `None` without raising (and
+    # formatting) an AttributeError on every blocking call
+    core: Core[Any] | None = None
+
+
+_owner = _Owner()
 
 
 def thread_owner() -> Core[Any] | None:
     """The manager core the calling thread works for (a worker or a supervisor), if any."""
-    owner: Core[Any] | None = getattr(_owner, "core", None)
-    return owner
+    return _owner.core
 
 
 def _now(value: T) -> Generator[Any, Any, T]:
@@ -266,20 +274,26 @@ class ThreadRuntime:
         core = self._core
         assert core is not None
         channel = self.channel
-        get, get_nowait, next_task = channel.get, channel.get_nowait, core.next_task
+        get, get_nowait, empty = channel.get, channel.get_nowait, channel.empty
+        next_task = core.next_task
         timeout = core.config.policy.interval if worker.burst else None
         while True:
-            try:
-                token = get_nowait()
-            except Empty:
+            if empty():  # tested first: an idle worker would raise and drop `Empty` each time
                 core.idle_begin()
                 try:
                     token = get(timeout=timeout)
                 except Empty:
                     token = IDLE
-                finally:
+                except BaseException:
                     core.idle_end()
-            task = next_task(worker, token)
+                    raise
+                task = next_task(worker, token, True)  # no longer idle, in the same step
+            else:
+                try:
+                    token = get_nowait()
+                except Empty:  # another worker took it meanwhile
+                    continue
+                task = next_task(worker, token)
             if task is None:  # told to leave, or its task was cancelled or drained meanwhile
                 if worker.leaving:
                     return False

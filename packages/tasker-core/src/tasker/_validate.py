@@ -107,14 +107,10 @@ def flag(name: str, value: object) -> bool:
     return value
 
 
-_BOOLS = (bool, bool)
-
-
 def flags(priority: object, once: object) -> None:
-    """`priority` and `once` are both `bool`: one cheap test on the submit path."""
-    if (priority.__class__, once.__class__) != _BOOLS:
-        flag("priority", priority)
-        flag("once", once)
+    """`priority` and `once` are both `bool` (the submit path calls it only when one is not)."""
+    flag("priority", priority)
+    flag("once", once)
 
 
 def plugin(value: object) -> object:

@@ -115,14 +115,18 @@ class TaskManager(ManagerBase[R]):
 
     def _wait_for(self, fn: Callable[[R], T], *, priority: bool, once: bool) -> T:
         """Submit and wait, refusing a wait that could deadlock the manager's own worker."""
-        if thread_owner() is self._core:
+        core = self._core
+        if thread_owner() is core:
             raise RuntimeError(
-                f"queue_task* called from a task of manager {self._core.config.name!r} on its "
+                f"queue_task* called from a task of manager {core.config.name!r} on its "
                 "own worker would wait for a worker that may never free up (with one worker, "
                 "never): use submit() and do not wait on it in the task, or run_task() to run "
                 "it right here"
             )
-        return _wait(self.submit(fn, priority=priority, once=once))
+        queued = core.submit(fn, (), priority, once, None, None)  # `submit`, with its defaults
+        if queued.__class__ is Admission:
+            queued = self._runtime.wait_for_room(core, queued)
+        return _wait(queued)  # type: ignore[arg-type]
 
     def run_task(self, fn: Callable[[R], T], *, once: bool = False) -> T:
         """Run `fn(resource)` now, in the calling thread, bypassing the queues.
