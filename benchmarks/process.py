@@ -8,6 +8,9 @@ Scenarios, each against its baselines in the same run:
 - cpu: 2,000 tasks of ~5 ms of pure-Python work on 2 workers: tasker's process executor,
   `ProcessPoolExecutor`, loky's reusable executor, and tasker's thread executor (the GIL's cost).
 - trivial: per-task overhead of a task that returns at once, 2 workers.
+
+Both run three rounds, the variants in turn (the order rotated each round), and report medians:
+one run of each in a row would hand the machine's passing moods to whichever ran then.
 - crash: 4 workers, 2,000 short tasks, one worker process killed with SIGKILL mid-run: tasks
   lost, and the time until a fresh process serves; `ProcessPoolExecutor` in the same scenario.
 - hung: a task that never returns, with a 0.2 s timeout: how soon its caller is answered.
@@ -26,6 +29,7 @@ import dataclasses
 import json
 import os
 import signal
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +43,7 @@ import loky  # type: ignore[import-untyped]
 from tasker import QueueDepthPolicy, ScalingSnapshot, TaskManager, hookimpl
 
 WORKERS = 2
+ROUNDS = 3  # rounds of the cpu and trivial scenarios, their variants in turn
 
 
 def burn(_: object, n: int) -> int:
@@ -101,50 +106,73 @@ def timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def cpu(tasks: int, n: int) -> dict[str, float]:
-    results: dict[str, float] = {}
-    for executor in ("process", "thread"):
-        with manager(executor, WORKERS) as m:
-            m.queue_task(pid_of)  # started
-            started = time.perf_counter()
-            for future in [m.submit(burn, n) for _ in range(tasks)]:
-                future.result()
-            results[f"tasker {executor}"] = time.perf_counter() - started
+def interleaved(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Each variant's median over `rounds` rounds, the order rotated each round.
+
+    One run per variant swings with whatever else the machine does at that moment; rounds in
+    turn spread that over every variant alike.
+    """
+    names = list(variants)
+    runs: dict[str, list[float]] = {name: [] for name in names}
+    for turn in range(rounds):
+        for name in names[turn % len(names) :] + names[: turn % len(names)]:
+            runs[name].append(variants[name]())
+    return {name: statistics.median(values) for name, values in runs.items()}
+
+
+def on_tasker(executor: str, tasks: int, fn: Callable[..., Any], *args: Any) -> float:
+    """Seconds for `tasks` submissions of `fn(resource, *args)` on a started manager."""
+    with manager(executor, WORKERS) as m:
+        m.queue_task(pid_of)  # started
+        return timed(lambda: [f.result() for f in [m.submit(fn, *args) for _ in range(tasks)]])
+
+
+def on_pool(
+    pool: concurrent.futures.Executor, tasks: int, fn: Callable[..., Any], *args: Any
+) -> float:
+    """Seconds for `tasks` submissions of `fn(*args)` on a started pool."""
+    list(pool.map(nothing_plain_, range(WORKERS)))
+    return timed(lambda: [f.result() for f in [pool.submit(fn, *args) for _ in range(tasks)]])
+
+
+def on_process_pool(tasks: int, fn: Callable[..., Any], *args: Any) -> float:
     with ProcessPoolExecutor(WORKERS) as pool:
-        list(pool.map(nothing_plain_, range(WORKERS)))
-        results["ProcessPoolExecutor"] = timed(
-            lambda: [f.result() for f in [pool.submit(burn_plain, n) for _ in range(tasks)]]
-        )
-    pool2 = loky.get_reusable_executor(max_workers=WORKERS)
-    list(pool2.map(nothing_plain_, range(WORKERS)))
-    results["loky"] = timed(
-        lambda: [f.result() for f in [pool2.submit(burn_plain, n) for _ in range(tasks)]]
+        return on_pool(pool, tasks, fn, *args)
+
+
+def on_loky(tasks: int, fn: Callable[..., Any], *args: Any) -> float:
+    pool = loky.get_reusable_executor(max_workers=WORKERS)
+    try:
+        return on_pool(pool, tasks, fn, *args)
+    finally:
+        pool.shutdown(wait=True)
+
+
+def cpu(tasks: int, n: int, rounds: int) -> dict[str, float]:
+    return interleaved(
+        {
+            "tasker process": lambda: on_tasker("process", tasks, burn, n),
+            "tasker thread": lambda: on_tasker("thread", tasks, burn, n),
+            "ProcessPoolExecutor": lambda: on_process_pool(tasks, burn_plain, n),
+            "loky": lambda: on_loky(tasks, burn_plain, n),
+        },
+        rounds,
     )
-    pool2.shutdown(wait=True)
-    return results
 
 
 def nothing_plain_(_: object) -> int:
     return 1
 
 
-def trivial(tasks: int) -> dict[str, float]:
-    results: dict[str, float] = {}
-    with manager("process", WORKERS) as m:
-        m.queue_task(pid_of)
-        results["tasker process"] = (
-            timed(lambda: [f.result() for f in [m.submit(nothing) for _ in range(tasks)]])
-            / tasks
-            * 1e6
-        )
-    with ProcessPoolExecutor(WORKERS) as pool:
-        list(pool.map(nothing_plain_, range(WORKERS)))
-        results["ProcessPoolExecutor"] = (
-            timed(lambda: [f.result() for f in [pool.submit(nothing_plain) for _ in range(tasks)]])
-            / tasks
-            * 1e6
-        )
-    return results
+def trivial(tasks: int, rounds: int) -> dict[str, float]:
+    per_task = 1e6 / tasks
+    return interleaved(
+        {
+            "tasker process": lambda: on_tasker("process", tasks, nothing) * per_task,
+            "ProcessPoolExecutor": lambda: on_process_pool(tasks, nothing_plain) * per_task,
+        },
+        rounds,
+    )
 
 
 def crash(tasks: int, n: int) -> dict[str, Any]:
@@ -256,19 +284,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="where to write the JSON results")
     args = parser.parse_args(argv)
     tasks = 100 if args.quick else 2_000
+    rounds = 1 if args.quick else ROUNDS
     n = calibrate(0.005)
     report: dict[str, Any] = {
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
-        "cpu": cpu(tasks, n),
-        "trivial_us_per_task": trivial(200 if args.quick else 5_000),
+        "rounds": rounds,
+        "cpu": cpu(tasks, n, rounds),
+        "trivial_us_per_task": trivial(200 if args.quick else 5_000, rounds),
         "crash": crash(tasks, max(1, n // 5)),
         "hung": hung(),
         "burst": burst(tasks // 4, n),
     }
     cpu_times = report["cpu"]
     print(f"process executor: CPython {report['python']}, {report['cpus']} CPUs")
-    print(f"cpu: {tasks} x ~5 ms of Python on {WORKERS} workers (seconds)")
+    print(
+        f"cpu: {tasks} x ~5 ms of Python on {WORKERS} workers (seconds, median of {rounds} "
+        "rounds in turn)"
+    )
     for name, seconds in cpu_times.items():
         print(f"  {name:<22} {seconds:7.3f} s")
     print(
@@ -277,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{cpu_times['tasker process'] / cpu_times['loky']:.2f}; thread / process: "
         f"{cpu_times['tasker thread'] / cpu_times['tasker process']:.2f}"
     )
-    print("trivial tasks (us per task):")
+    print(f"trivial tasks (us per task, median of {rounds} rounds in turn):")
     for name, us in report["trivial_us_per_task"].items():
         print(f"  {name:<22} {us:7.1f}")
     print("crash: one of 4 worker processes SIGKILLed mid-run:")
