@@ -1,4 +1,4 @@
-"""Building a manager: resources up front, failures cleaned up, bad input rejected early."""
+"""Building a thread manager, past what every executor shares; bad input rejected early."""
 
 from __future__ import annotations
 
@@ -9,16 +9,14 @@ import pytest
 
 from tasker import (
     FixedPolicy,
-    ManagerState,
-    ResourceCreationError,
     TaskManager,
     UnhealthyOn,
 )
-from tests.helpers import Resource, Resources
+from tests.helpers import Resources
 
 
 class TestBuild:
-    def test_build_returns_with_every_base_worker_holding_its_own_resource(
+    def test_each_base_worker_creates_its_resource_in_its_own_thread(
         self, resources: Resources
     ) -> None:
         manager = (
@@ -35,56 +33,10 @@ class TestBuild:
                 threading.current_thread().name
             }
             assert len(worker_threads) == 3
-            stats = manager.stats()
-            assert stats.active_workers == 3
-            assert stats.available_resources == 2
-            assert manager.state is ManagerState.RUNNING
-        resources.assert_all_destroyed_once()
-
-    def test_a_task_runs_on_its_workers_resource(self, resources: Resources) -> None:
-        with (
-            TaskManager.builder()
-            .with_resource(resources.create, resources.destroy)
-            .with_resource_pool(0)
-            .build() as manager
-        ):
-            resource = manager.queue_task(lambda r: r)
-        assert isinstance(resource, Resource)
-        assert resource in resources.created
 
     def test_without_a_resource_tasks_receive_none(self) -> None:
         with TaskManager.builder().build() as manager:
             assert manager.queue_task(lambda r: r) is None
-
-    def test_a_failing_worker_on_create_fails_build_and_destroys_what_was_created(
-        self, resources: Resources
-    ) -> None:
-        resources.fail_create = lambda n: n == 4  # the 3rd base worker's, after 2 pooled
-        builder = (
-            TaskManager.builder()
-            .with_resource(resources.create, resources.destroy)
-            .with_workers(3)
-            .with_resource_pool(2)
-        )
-        with pytest.raises(ResourceCreationError) as caught:
-            builder.build()
-        assert isinstance(caught.value.__cause__, ConnectionError)
-        assert len(resources.created) == 4
-        resources.assert_all_destroyed_once()
-
-    def test_a_failing_pool_on_create_fails_build_and_destroys_what_was_created(
-        self, resources: Resources
-    ) -> None:
-        resources.fail_create = lambda n: n == 2
-        builder = (
-            TaskManager.builder()
-            .with_resource(resources.create, resources.destroy)
-            .with_resource_pool(3)
-        )
-        with pytest.raises(ResourceCreationError) as caught:
-            builder.build()
-        assert isinstance(caught.value.__cause__, ConnectionError)
-        resources.assert_all_destroyed_once()
 
     def test_default_max_workers_is_twice_the_base(self) -> None:
         with TaskManager.builder().with_workers(3).build() as manager:

@@ -11,6 +11,7 @@ import pytest
 
 from tasker import (
     CancelledError,
+    Event,
     ManagerBrokenError,
     ManagerClosedError,
     ManagerState,
@@ -22,7 +23,7 @@ from tasker import (
     current_task,
 )
 from tests.drivers import Driver, Managed, each_executor, settle_all
-from tests.helpers import Resource, eventually
+from tests.helpers import EventLog, Resource, eventually
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -64,20 +65,28 @@ def fail_with(error: BaseException) -> Any:
 
 
 @each_executor
-async def test_build_gives_each_worker_its_own_resource(driver: Driver) -> None:
-    resources = driver.resources()
-    managed = await driver.build(builder(resources, workers=3, pool=2))
+async def test_build_gives_each_worker_its_own_resource_and_stop_destroys_each_once(
+    driver: Driver,
+) -> None:
+    resources = driver.resources(fail_destroy=True)
+    log = EventLog()
+    managed = await driver.build(builder(resources, workers=3, pool=2).with_logger(log))
     assert len(resources.created) == 5
-    assert managed.stats().active_workers == 3
+    stats = managed.stats()
+    assert (stats.active_workers, stats.available_resources) == (3, 2)
+    assert managed.state is ManagerState.RUNNING
     assert await managed.stop(10)
+    # every on_destroy failed: each is logged, and each resource still destroyed once
     resources.assert_all_destroyed_once()
+    assert len(log.named(Event.RESOURCE_DESTROY_FAILED)) == 5
 
 
 @each_executor
 async def test_a_failing_on_create_fails_build_and_destroys_the_rest(driver: Driver) -> None:
-    resources = driver.resources(fail_create=lambda n: n == 3)
+    # the pool's two are made first, then the base workers': the second worker's fails
+    resources = driver.resources(fail_create=lambda n: n == 4)
     with pytest.raises(ResourceCreationError) as caught:
-        await driver.build(builder(resources, workers=3))
+        await driver.build(builder(resources, workers=3, pool=2))
     assert isinstance(caught.value.__cause__, ConnectionError)
     resources.assert_all_destroyed_once()
 
@@ -160,17 +169,28 @@ async def test_a_healthy_error_reaches_the_caller_unchanged(driver: Driver) -> N
     resources = driver.resources()
     managed = await driver.build(builder(resources))
     error = ValueError("bad input")
+    runs: list[int] = driver.shared_list()
+
+    def task(_: Resource) -> None:
+        runs.append(1)
+        raise error
+
     with pytest.raises(ValueError, match="bad input") as caught:
-        await managed.queue_task(driver.task(fail_with(error)))
+        await managed.queue_task(driver.task(task))
     assert caught.value is error
+    assert list(runs) == [1]  # never retried
+    # the same worker, on the same resource, keeps serving
     assert await managed.queue_task(driver.task(lambda r: r.rid)) == 1
+    assert len(resources.created) == 1
+    assert managed.metrics().total_tasks_failed == 1
     assert await managed.stop(10)
 
 
 @each_executor
 async def test_unhealthy_replaces_the_worker_and_retries(driver: Driver) -> None:
     resources = driver.resources()
-    managed = await driver.build(builder(resources))
+    log = EventLog()
+    managed = await driver.build(builder(resources).with_logger(log))
     seen: list[int] = driver.shared_list()
 
     def task(resource: Resource) -> int:
@@ -180,38 +200,68 @@ async def test_unhealthy_replaces_the_worker_and_retries(driver: Driver) -> None
         return resource.rid
 
     assert await managed.queue_task(driver.task(task)) == 2
-    assert resources.destroyed[1] == 1
+    assert list(seen) == [1, 2]
+    assert resources.destroyed[1] == 1  # the unhealthy resource, destroyed at once
+    assert managed.stats().active_workers == 1
     assert managed.metrics().total_tasks_retried == 1
     assert await managed.stop(10)
+    replaced = log.named(Event.WORKER_REPLACED)
+    assert len(replaced) == 1
+    assert replaced[0]["replaced_worker_id"] != replaced[0]["worker_id"]
+    assert log.named(Event.TASK_RETRIED)[0]["attempt"] == 1
     resources.assert_all_destroyed_once()
 
 
 @each_executor
-async def test_retries_are_bounded(driver: Driver) -> None:
+async def test_retries_are_bounded_and_the_caller_gets_the_last_error_chained(
+    driver: Driver,
+) -> None:
     resources = driver.resources()
     managed = await driver.build(builder(resources, max_retries=2))
+    attempts: list[int] = driver.shared_list()
+
+    def task(_: Resource) -> None:
+        attempts.append(1)
+        raise ConnectionError(f"reset #{len(attempts)}")
+
     with pytest.raises(RetriesExhaustedError) as caught:
-        await managed.queue_task(driver.task(fail_with(ConnectionError("down"))))
+        await managed.queue_task(driver.task(task))
     assert caught.value.attempts == 3
     assert isinstance(caught.value.__cause__, ConnectionError)
+    assert str(caught.value.__cause__) == "reset #3"
+    assert len(attempts) == 3
+    metrics = managed.metrics()
+    assert (metrics.total_tasks_retried, metrics.total_tasks_failed) == (2, 1)
+    # the first resource and one replacement per unhealthy failure; the last one serves
+    assert await managed.queue_task(driver.task(lambda r: r.rid)) == 4
+    assert len(resources.created) == 4
     assert await managed.stop(10)
     resources.assert_all_destroyed_once()
 
 
 @each_executor
-async def test_a_once_task_is_never_retried(driver: Driver) -> None:
+async def test_a_once_task_is_never_retried_but_its_worker_is_still_replaced(
+    driver: Driver,
+) -> None:
     resources = driver.resources()
     managed = await driver.build(builder(resources))
     runs: list[int] = driver.shared_list()
+    error = ConnectionError("reset")
 
     def task(resource: Resource) -> None:
         runs.append(resource.rid)
-        raise ConnectionError("reset")
+        raise error
 
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError) as caught:
         await managed.submit(driver.task(task), once=True)
+    if not driver.remote:  # from another process, an equal copy comes back
+        assert caught.value is error
     assert list(runs) == [1]
-    assert await managed.queue_task(driver.task(lambda r: r.rid)) == 2
+    await eventually(lambda: resources.destroyed[1] == 1)  # may follow the caller's answer
+    with pytest.raises(ConnectionError):  # from the priority queue alike
+        await managed.submit(driver.task(task), priority=True, once=True)
+    assert list(runs) == [1, 2]
+    assert await managed.queue_task(driver.task(lambda r: r.rid)) == 3
     assert await managed.stop(10)
     resources.assert_all_destroyed_once()
 
@@ -220,18 +270,25 @@ async def test_a_once_task_is_never_retried(driver: Driver) -> None:
 async def test_the_manager_breaks_and_recovers(driver: Driver) -> None:
     healed = False
     resources = driver.resources(fail_create=lambda n: n > 1 and not healed)
-    managed = await driver.build(builder(resources, broken_after=0.1))
-    with pytest.raises(ManagerBrokenError):
-        await managed.queue_task(driver.task(fail_with(ConnectionError("reset"))))
+    log = EventLog()
+    managed = await driver.build(builder(resources, broken_after=0.1).with_logger(log))
+    # no worker can be replaced: the failing task and every task queued behind it are answered
+    gate, held = await occupy(driver, managed)
+    first = managed.submit(driver.task(fail_with(ConnectionError("reset"))))
+    queued = [managed.submit(driver.task(lambda r: r.rid)) for _ in range(3)]
+    gate.open()
+    await held
+    for outcome in await settle_all(first, *queued):
+        assert isinstance(outcome, ManagerBrokenError)
+        assert isinstance(outcome.__cause__, ConnectionError)
     assert managed.state is ManagerState.BROKEN
+    assert log.named(Event.MANAGER_BROKEN)
     with pytest.raises(ManagerBrokenError):
         managed.submit(driver.task(lambda r: None))
     healed = True
-    for _ in range(2000):
-        if managed.state.value == "running":
-            break
-        await asyncio.sleep(0.005)
-    assert await managed.queue_task(driver.task(lambda r: r.rid)) > 1
+    await eventually(lambda: managed.state is ManagerState.RUNNING)
+    assert await managed.queue_task(driver.task(lambda r: r.rid)) == resources.created[-1].rid
+    assert log.named(Event.MANAGER_RECOVERED)
     assert await managed.stop(10)
     resources.assert_all_destroyed_once()
 
@@ -333,9 +390,15 @@ async def test_cancelling_a_queued_task_removes_it(driver: Driver) -> None:
 
 @each_executor
 async def test_the_submitters_contextvars_are_visible(driver: Driver) -> None:
-    managed = await driver.build(builder(driver.resources()))
-    request_id.set("req-7")
+    managed = await driver.build(builder(driver.resources(), pool=1))
+    token = request_id.set("req-7")
     assert await managed.queue_task(driver.task(lambda r: request_id.get())) == "req-7"
+    assert await managed.run_task(driver.task(lambda r: request_id.get())) == "req-7"
+    request_id.reset(token)
+    assert await managed.queue_task(driver.task(lambda r: request_id.get())) == "-"
+    # and a task's changes stay in the task's own copy
+    await managed.queue_task(driver.task(lambda r: request_id.set("leak")))
+    assert request_id.get() == "-"
     assert await managed.stop(10)
 
 

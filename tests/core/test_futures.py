@@ -1,10 +1,9 @@
-"""Futures: cancellation, callbacks, contextvars, and the standard-library interfaces."""
+"""Futures: cancellation, callbacks, the running task, and the standard-library interfaces."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextvars
 import functools
 import logging
 import threading
@@ -18,9 +17,6 @@ from tests.helpers import EventLog, Resource, Resources
 
 def square(i: int, _resource: object) -> int:
     return i * i
-
-
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
 def one_worker(resources: Resources, log: EventLog | None = None) -> TaskManager[Resource]:
@@ -117,21 +113,6 @@ class TestCallbacks:
 
 
 class TestContext:
-    def test_the_submitters_contextvars_are_visible_in_the_task(self, resources: Resources) -> None:
-        with one_worker(resources) as manager:
-            token = request_id.set("req-42")
-            try:
-                assert manager.queue_task(lambda r: request_id.get()) == "req-42"
-                assert manager.run_task(lambda r: request_id.get()) == "req-42"
-            finally:
-                request_id.reset(token)
-            assert manager.queue_task(lambda r: request_id.get()) == "-"
-
-    def test_a_task_cannot_change_the_submitters_context(self, resources: Resources) -> None:
-        with one_worker(resources) as manager:
-            manager.queue_task(lambda r: request_id.set("leak"))
-            assert request_id.get() == "-"
-
     def test_current_task_describes_the_running_task(self, resources: Resources) -> None:
         assert current_task() is None
         with one_worker(resources) as manager:

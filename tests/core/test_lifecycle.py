@@ -20,6 +20,7 @@ import pytest
 from tasker import (
     AsyncTaskManager,
     CancelledError,
+    Event,
     KillReport,
     ResourceCreationError,
     RetriesExhaustedError,
@@ -27,7 +28,7 @@ from tasker import (
 )
 from tasker.plugins import PluginError
 from tests.drivers import Driver, each_executor
-from tests.helpers import Resource, Resources
+from tests.helpers import EventLog, Resource, Resources
 
 hookimpl = pluggy.HookimplMarker("tasker")
 
@@ -397,12 +398,13 @@ async def test_a_base_exception_from_on_create_fails_the_build(
 
 
 @each_executor
-async def test_a_base_exception_from_the_health_check_still_answers_the_caller(
+async def test_a_health_check_that_raises_is_logged_and_still_answers_the_caller(
     driver: Driver,
 ) -> None:
     resources = driver.resources()
+    log = EventLog()
 
-    def check(error: BaseException) -> bool:
+    def check(error: BaseException) -> bool:  # even a `BaseException` is contained
         raise Fatal("check")
 
     def fails(resource: Resource) -> None:
@@ -415,10 +417,13 @@ async def test_a_base_exception_from_the_health_check_still_answers_the_caller(
         .with_resource_pool(0)
         .with_policy("fixed")
         .with_health_check(check)
+        .with_logger(log)
     )
     with pytest.raises(ConnectionError):  # the broken check counts as "healthy"
         await managed.submit(driver.task(fails))
     assert await managed.queue_task(driver.task(lambda r: 5)) == 5
+    assert len(log.named(Event.HEALTH_CHECK_FAILED)) == 1
+    assert len(resources.created) == 1  # nothing replaced
     assert await managed.stop(10)
     resources.assert_all_destroyed_once()
 

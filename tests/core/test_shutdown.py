@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -40,28 +39,6 @@ def worker_threads(manager: TaskManager[Any]) -> list[threading.Thread]:
 
 
 class TestStop:
-    def test_stop_drains_both_queues_then_destroys_every_resource(
-        self, resources: Resources
-    ) -> None:
-        manager = manager_for(resources, workers=1)
-        gate = threading.Event()
-        first = manager.submit(lambda r: gate.wait(10))
-        normal = [manager.submit(functools.partial(identity, i)) for i in range(20)]
-        urgent = [manager.submit(functools.partial(identity, -i), priority=True) for i in range(5)]
-        stopper = threading.Thread(target=manager.stop)
-        stopper.start()
-        with pytest.raises(ManagerClosedError):
-            while True:  # stop() refuses new work as soon as it is called
-                manager.submit(lambda r: None).result(timeout=10)
-        gate.set()
-        stopper.join(10)
-        assert not stopper.is_alive()
-        assert first.result() is True
-        assert [f.result() for f in normal] == list(range(20))
-        assert [f.result() for f in urgent] == [0, -1, -2, -3, -4]
-        assert manager.state is ManagerState.STOPPED
-        resources.assert_all_destroyed_once()
-
     def test_no_thread_outlives_stop(self, resources: Resources) -> None:
         manager = manager_for(resources, workers=3)
         assert len(worker_threads(manager)) == 4  # 3 workers + the supervisor
