@@ -1,6 +1,6 @@
 """Test helpers: a resource factory that counts what it creates and destroys, an event log,
-small tasks and policies the suites share, and waits for states the code under test offers no
-event for."""
+the manager most tests start from, small tasks and policies the suites share, and waits for
+states the code under test offers no event for."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from tasker import TaskManager, TaskManagerBuilder, UnhealthyOn
 from tasker.scaling import ScalingSnapshot
 
 if TYPE_CHECKING:
@@ -117,6 +118,42 @@ class Resources:
             ids = [r.rid for r in self.created]
             assert sorted(self.destroyed) == sorted(ids), "some resource never destroyed"
             assert all(n == 1 for n in self.destroyed.values()), dict(self.destroyed)
+
+
+def builder(
+    resources: Resources | SharedResources | None = None,
+    workers: int = 1,
+    *,
+    max_workers: int | None = None,
+    pool: int = 0,
+    policy: str = "fixed",
+    max_retries: int = 3,
+    backoff_max: float = 0.01,
+    broken_after: float = 5,
+    log: EventLog | None = None,
+) -> TaskManagerBuilder[Any]:
+    """The manager most tests start from: `workers` fixed workers (none above them unless
+    `max_workers`), each on a resource of `resources` (tasks get `None` without), no pool, a
+    `ConnectionError` unhealthy, a quick backoff. Chain `.with_...` for the rest."""
+    made: TaskManagerBuilder[Any] = TaskManager.builder()
+    if resources is not None:
+        made = made.with_resource(resources.create, resources.destroy)
+    made = (
+        made.with_workers(workers, max_workers=max_workers or workers)
+        .with_resource_pool(pool)
+        .with_policy(policy)
+        .with_health_check(UnhealthyOn(ConnectionError))
+        .with_max_retries(max_retries)
+        .with_backoff(initial=0.001, maximum=backoff_max, broken_after=broken_after)
+    )
+    return made.with_logger(log) if log is not None else made
+
+
+def build(
+    resources: Resources | SharedResources | None = None, workers: int = 1, **options: Any
+) -> TaskManager[Any]:
+    """`builder(resources, workers, **options)`, built: a running thread manager."""
+    return builder(resources, workers, **options).build()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.005) -> bool:

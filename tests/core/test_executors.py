@@ -18,27 +18,12 @@ from tasker import (
     ResourceCreationError,
     RetriesExhaustedError,
     TaskManager,
-    TaskManagerBuilder,
-    UnhealthyOn,
     current_task,
 )
 from tests.drivers import Driver, Managed, each_executor, settle_all
-from tests.helpers import EventLog, Resource, eventually
+from tests.helpers import EventLog, Resource, builder, eventually
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-
-
-def builder(resources: Any, workers: int = 1, **kw: Any) -> TaskManagerBuilder[Resource]:
-    return (
-        TaskManager.builder()
-        .with_resource(resources.create, resources.destroy)
-        .with_workers(workers, max_workers=kw.get("max_workers", workers))
-        .with_resource_pool(kw.get("pool", 0))
-        .with_policy(kw.get("policy", "fixed"))
-        .with_health_check(UnhealthyOn(ConnectionError))
-        .with_max_retries(kw.get("max_retries", 3))
-        .with_backoff(initial=0.001, maximum=0.01, broken_after=kw.get("broken_after", 5))
-    )
 
 
 async def occupy(driver: Driver, managed: Managed[Any]) -> tuple[Any, asyncio.Future[Any]]:
@@ -457,10 +442,7 @@ async def test_bursts_grow_under_load_and_retire_when_idle(driver: Driver) -> No
     assert managed.stats().burst_workers == 2
     gate.open()
     await settle_all(*futures)
-    for _ in range(2000):
-        if managed.stats().active_workers == 1:
-            break
-        await asyncio.sleep(0.005)
+    await eventually(lambda: managed.stats().active_workers == 1, 10 * driver.patience)
     assert managed.stats().burst_workers == 0
     assert await managed.stop(10)
     resources.assert_all_destroyed_once()

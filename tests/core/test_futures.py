@@ -11,30 +11,18 @@ from typing import Any
 
 import pytest
 
-from tasker import Event, TaskFuture, TaskManager, current_task
-from tests.helpers import EventLog, Resource, Resources
+from tasker import Event, TaskFuture, current_task
+from tests.helpers import EventLog, Resource, Resources, build
 
 
 def square(i: int, _resource: object) -> int:
     return i * i
 
 
-def one_worker(resources: Resources, log: EventLog | None = None) -> TaskManager[Resource]:
-    builder = (
-        TaskManager.builder()
-        .with_resource(resources.create, resources.destroy)
-        .with_workers(1, max_workers=1)
-        .with_policy("fixed")
-    )
-    if log is not None:
-        builder = builder.with_logger(log)
-    return builder.build()
-
-
 class TestCancel:
     def test_cancelling_a_queued_task_removes_it_at_once(self, resources: Resources) -> None:
         ran: list[int] = []
-        with one_worker(resources) as manager:
+        with build(resources) as manager:
             started, gate = threading.Event(), threading.Event()
             held = manager.submit(lambda r: (started.set(), gate.wait(10)))
             assert started.wait(10)
@@ -50,7 +38,7 @@ class TestCancel:
         assert ran == [2]
 
     def test_a_running_task_cannot_be_cancelled(self, resources: Resources) -> None:
-        with one_worker(resources) as manager:
+        with build(resources) as manager:
             started, gate = threading.Event(), threading.Event()
             future = manager.submit(lambda r: (started.set(), gate.wait(10))[1])
             assert started.wait(10)
@@ -59,7 +47,7 @@ class TestCancel:
             assert future.result(timeout=10) is True
 
     def test_wait_and_as_completed_see_a_cancelled_queued_task(self, resources: Resources) -> None:
-        with one_worker(resources) as manager:
+        with build(resources) as manager:
             started, gate = threading.Event(), threading.Event()
             held = manager.submit(lambda r: (started.set(), gate.wait(10)))
             assert started.wait(10)
@@ -72,7 +60,7 @@ class TestCancel:
             held.result(timeout=10)
 
     def test_cancelled_tasks_do_not_block_stop(self, resources: Resources) -> None:
-        manager = one_worker(resources)
+        manager = build(resources)
         gate = threading.Event()
         manager.submit(lambda r: gate.wait(10))
         for future in [manager.submit(lambda r: None) for _ in range(10)]:
@@ -92,7 +80,7 @@ class TestCallbacks:
             called.set()
             raise RuntimeError("callback bug")
 
-        with one_worker(resources, log) as manager:
+        with build(resources, log=log) as manager:
             future = manager.submit(lambda r: 1)
             future.add_done_callback(bad)
             assert called.wait(10)
@@ -104,7 +92,7 @@ class TestCallbacks:
 
     def test_callbacks_run_once_with_the_future(self, resources: Resources) -> None:
         seen: list[int] = []
-        with one_worker(resources) as manager:
+        with build(resources) as manager:
             future = manager.submit(lambda r: 7)
             done = threading.Event()
             future.add_done_callback(lambda f: (seen.append(f.result()), done.set()))
@@ -115,7 +103,7 @@ class TestCallbacks:
 class TestContext:
     def test_current_task_describes_the_running_task(self, resources: Resources) -> None:
         assert current_task() is None
-        with one_worker(resources) as manager:
+        with build(resources) as manager:
 
             def describe(resource: Resource) -> tuple[int, int, bool, bool, bool]:
                 task = current_task()
@@ -136,7 +124,7 @@ class TestContext:
 
 class TestStandardInterfaces:
     def test_submit_returns_a_concurrent_future(self, resources: Resources) -> None:
-        with one_worker(resources) as manager:
+        with build(resources) as manager:
             futures = [manager.submit(functools.partial(square, i)) for i in range(10)]
             assert all(isinstance(f, concurrent.futures.Future) for f in futures)
             assert isinstance(futures[0], TaskFuture)
@@ -154,7 +142,7 @@ class TestStandardInterfaces:
         ],
     )
     def test_wait_works_on_finished_futures(self, resources: Resources, return_when: str) -> None:
-        with one_worker(resources) as manager:
+        with build(resources) as manager:
             ok = manager.submit(lambda r: 1)
             bad = manager.submit(lambda r: 1 / 0)
             ok.result(timeout=10)
@@ -165,7 +153,7 @@ class TestStandardInterfaces:
             assert not not_done
 
     def test_result_and_exception_time_out(self, resources: Resources) -> None:
-        with one_worker(resources) as manager:
+        with build(resources) as manager:
             gate = threading.Event()
             future = manager.submit(lambda r: gate.wait(10))
             with pytest.raises(TimeoutError):
@@ -176,7 +164,7 @@ class TestStandardInterfaces:
             assert future.exception(timeout=10) is None
 
     def test_many_threads_can_wait_on_one_future(self, resources: Resources) -> None:
-        with one_worker(resources) as manager:
+        with build(resources) as manager:
             gate = threading.Event()
             future = manager.submit(lambda r: (gate.wait(10), "shared")[1])
             results: list[str] = []
@@ -193,7 +181,7 @@ class TestStandardInterfaces:
             assert results == ["shared"] * 8
 
     def test_asyncio_can_await_a_task(self, resources: Resources) -> None:
-        with one_worker(resources) as manager:
+        with build(resources) as manager:
 
             async def main() -> int:
                 return await asyncio.wrap_future(manager.submit(lambda r: 5))
@@ -205,7 +193,7 @@ class TestStandardInterfaces:
         assert set(vars(plain)) <= set(TaskFuture.__slots__)
 
     def test_as_executor_is_a_drop_in_executor(self, resources: Resources) -> None:
-        manager = one_worker(resources)
+        manager = build(resources)
         with manager.as_executor() as executor:
             assert executor.submit(pow, 2, 10).result(timeout=10) == 1024
             assert list(executor.map(abs, [-1, -2, 3])) == [1, 2, 3]
@@ -214,7 +202,7 @@ class TestStandardInterfaces:
         assert manager.state.value == "stopped"
 
     def test_executor_shutdown_can_cancel_pending_futures(self, resources: Resources) -> None:
-        manager = one_worker(resources)
+        manager = build(resources)
         executor = manager.as_executor()
         started, gate = threading.Event(), threading.Event()
         held = executor.submit(lambda: (started.set(), gate.wait(10))[1])
@@ -237,7 +225,7 @@ class TestStandardInterfaces:
             def __call__(self) -> None:
                 pass
 
-        manager = one_worker(resources)
+        manager = build(resources)
         executor = manager.as_executor()
         started, gate = threading.Event(), threading.Event()
         held = executor.submit(lambda: (started.set(), gate.wait(10))[1])
@@ -259,7 +247,7 @@ class TestStandardInterfaces:
         self, resources: Resources, caplog: pytest.LogCaptureFixture
     ) -> None:
         caplog.set_level(logging.CRITICAL)
-        with one_worker(resources) as manager:
+        with build(resources) as manager:
             gate = threading.Event()
             started = threading.Event()
             manager.submit(lambda r: (started.set(), gate.wait(10)))

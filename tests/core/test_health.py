@@ -16,25 +16,7 @@ from tasker import (
     TaskManager,
     UnhealthyOn,
 )
-from tests.helpers import EventLog, Resource, Resources, missing_key
-
-
-def build(resources: Resources, log: EventLog | None = None, **kw: float) -> TaskManager[Resource]:
-    builder = (
-        TaskManager.builder()
-        .with_resource(resources.create, resources.destroy)
-        .with_workers(1, max_workers=1)
-        .with_resource_pool(0)
-        .with_policy("fixed")
-        .with_health_check(lambda exc: not isinstance(exc, ConnectionError))
-        .with_max_retries(int(kw.get("max_retries", 3)))
-        .with_backoff(
-            initial=0.001, maximum=kw.get("maximum", 0.01), broken_after=kw.get("broken_after", 5)
-        )
-    )
-    if log is not None:
-        builder = builder.with_logger(log)
-    return builder.build()
+from tests.helpers import EventLog, Resources, build, builder, missing_key
 
 
 class TestHealthChecks:
@@ -42,15 +24,8 @@ class TestHealthChecks:
         class Stale(ConnectionError):
             pass
 
-        manager = (
-            TaskManager.builder()
-            .with_resource(resources.create, resources.destroy)
-            .with_workers(1, max_workers=1)
-            .with_health_check(UnhealthyOn(ConnectionError))
-            .with_max_retries(0)
-            .build()
-        )
-        with manager:
+        checked = builder(resources, max_retries=0).with_health_check(UnhealthyOn(ConnectionError))
+        with checked.build() as manager:
             with pytest.raises(RetriesExhaustedError):
                 manager.queue_task(lambda r: (_ for _ in ()).throw(Stale()))
             with pytest.raises(KeyError):
@@ -64,7 +39,7 @@ class TestCreationFailures:
         recovered = threading.Event()
         resources.fail_create = lambda n: n > 1 and not recovered.is_set()
         log = EventLog()
-        with build(resources, log, maximum=0.02) as manager:
+        with build(resources, log=log, backoff_max=0.02) as manager:
             future = manager.submit(
                 lambda r: (_ for _ in ()).throw(ConnectionError("reset")) if r.rid == 1 else r.rid
             )

@@ -28,26 +28,13 @@ from tasker import (
 )
 from tasker.plugins import PluginError
 from tests.drivers import Driver, each_executor
-from tests.helpers import EventLog, Resource, Resources
+from tests.helpers import EventLog, Resource, Resources, build, builder
 
 hookimpl = pluggy.HookimplMarker("tasker")
 
 
 class Big:
     """A result large enough to be worth freeing, and weakly referenceable."""
-
-
-def build(resources: Resources, workers: int = 1, **options: Any) -> TaskManager[Resource]:
-    builder = (
-        TaskManager.builder()
-        .with_resource(resources.create, resources.destroy)
-        .with_workers(workers, max_workers=workers)
-        .with_resource_pool(0)
-        .with_policy("fixed")
-    )
-    for name, value in options.items():
-        builder = getattr(builder, f"with_{name}")(*value)
-    return builder.build()
 
 
 class TestNothingHoldsASettledTask:
@@ -63,7 +50,7 @@ class TestNothingHoldsASettledTask:
     def test_a_thread_result_with_a_timeout_dies_with_its_last_reference(
         self, resources: Resources
     ) -> None:
-        with build(resources, timeout=(3600,)) as manager:
+        with builder(resources).with_timeout(3600).build() as manager:
             future = manager.submit(lambda r: Big())
             result = future.result(10)
             alive = weakref.ref(result)
@@ -104,7 +91,7 @@ class TestIdleWorkersTakeTheirTasks:
         self, resources: Resources
     ) -> None:
         gate = threading.Event()
-        manager = build(resources, workers=5)
+        manager = build(resources, 5)
         executor = manager.as_executor()
         futures = [executor.submit(lambda: gate.wait(10)) for _ in range(50)]
         executor.shutdown(wait=False, cancel_futures=True)
@@ -138,7 +125,7 @@ class TestPluginHookOrder:
             def tasker_task_queued(self, manager: str, task: Any) -> None:
                 calls.append("trylast")
 
-        with build(resources, plugins=(Last(), First(), Plain(), Later())) as manager:
+        with builder(resources).with_plugins(Last(), First(), Plain(), Later()).build() as manager:
             manager.queue_task(lambda r: None)
         # pluggy calls the last registered first, tryfirst before and trylast after the rest
         assert calls == ["tryfirst", "registered later", "plain", "trylast"]
@@ -153,7 +140,7 @@ class TestPluginHookOrder:
                 yield
 
         with pytest.raises(PluginError, match=r"tasker_task_queued.*wrapper"):
-            build(resources, plugins=(Wrapping(),))
+            builder(resources).with_plugins(Wrapping()).build()
 
 
 class RaisingLogger:
@@ -190,7 +177,9 @@ class TestFaultsNeverLoseTasks:
         def fails(resource: Resource) -> None:
             raise ConnectionError("boom")
 
-        manager = build(resources, workers=2, logger=(RaisingLogger(),), health_check=(check,))
+        manager = (
+            builder(resources, 2).with_logger(RaisingLogger()).with_health_check(check).build()
+        )
         futures = [manager.submit(fails) for _ in range(60)]
         for future in futures:
             assert isinstance(future.exception(10), ConnectionError | RetriesExhaustedError)
@@ -200,7 +189,9 @@ class TestFaultsNeverLoseTasks:
     def test_a_raising_logger_and_a_raising_collector_never_break_submit(
         self, resources: Resources
     ) -> None:
-        manager = build(resources, logger=(RaisingLogger(),), metrics=(RaisingCollector(),))
+        manager = (
+            builder(resources).with_logger(RaisingLogger()).with_metrics(RaisingCollector()).build()
+        )
         futures = [manager.submit(lambda r: 7) for _ in range(20)]
         assert [f.result(10) for f in futures] == [7] * 20
         assert manager.stop(10)
@@ -220,7 +211,7 @@ class TestKillCountsEveryTask:
         def breaks(resource: Resource) -> None:
             raise ConnectionError("lost")
 
-        manager = build(resources, health_check=(check,), max_retries=(3,))
+        manager = builder(resources, max_retries=3).with_health_check(check).build()
         future = manager.submit(breaks)
         with pytest.raises(CancelledError):
             future.result(10)
@@ -231,7 +222,7 @@ class TestKillCountsEveryTask:
 
 class TestArrivals:
     def test_only_accepted_tasks_arrive(self, resources: Resources) -> None:
-        manager = build(resources, workers=2)
+        manager = build(resources, 2)
         accepted = Counter[int]()
         start = threading.Barrier(5)
 
@@ -276,14 +267,7 @@ async def test_the_kill_report_and_the_observers_count_every_cancelled_task(
         for _ in range(30 // driver.patience):  # each round starts processes, if any
             finished.clear()
             resources = driver.resources()
-            managed = await driver.build(
-                TaskManager.builder()
-                .with_resource(resources.create, resources.destroy)
-                .with_workers(2, max_workers=2)
-                .with_resource_pool(0)
-                .with_policy("fixed")
-                .with_plugins(Watch())
-            )
+            managed = await driver.build(builder(resources, 2).with_plugins(Watch()))
             futures = [managed.submit(driver.task(lambda r: None)) for _ in range(50)]
             await asyncio.sleep(random.random() * 0.002)
             report = await managed.kill()
@@ -387,13 +371,7 @@ async def test_a_base_exception_from_on_create_fails_the_build(
 
     resources = driver.resources(fail_create=second_fails)
     with pytest.raises(ResourceCreationError):
-        await driver.build(
-            TaskManager.builder()
-            .with_resource(resources.create, resources.destroy)
-            .with_workers(2, max_workers=2)
-            .with_resource_pool(0)
-            .with_policy("fixed")
-        )
+        await driver.build(builder(resources, 2))
     resources.assert_all_destroyed_once()
 
 
@@ -410,15 +388,7 @@ async def test_a_health_check_that_raises_is_logged_and_still_answers_the_caller
     def fails(resource: Resource) -> None:
         raise ConnectionError("boom")
 
-    managed = await driver.build(
-        TaskManager.builder()
-        .with_resource(resources.create, resources.destroy)
-        .with_workers(1, max_workers=1)
-        .with_resource_pool(0)
-        .with_policy("fixed")
-        .with_health_check(check)
-        .with_logger(log)
-    )
+    managed = await driver.build(builder(resources).with_health_check(check).with_logger(log))
     with pytest.raises(ConnectionError):  # the broken check counts as "healthy"
         await managed.submit(driver.task(fails))
     assert await managed.queue_task(driver.task(lambda r: 5)) == 5
@@ -451,14 +421,7 @@ async def test_a_base_exception_from_on_destroy_never_stops_the_shutdown(driver:
 @pytest.mark.parametrize("pool", [0, 1])
 def test_stop_waits_for_a_run_task_resource(resources: Resources, pool: int) -> None:
     started, release_it = threading.Event(), threading.Event()
-    manager = (
-        TaskManager.builder()
-        .with_resource(resources.create, resources.destroy)
-        .with_workers(1, max_workers=1)
-        .with_resource_pool(pool)
-        .with_policy("fixed")
-        .build()
-    )
+    manager = builder(resources, pool=pool).build()
 
     def hold(resource: Resource) -> str:
         started.set()

@@ -26,20 +26,15 @@ from tasker import (
     _threads,
 )
 from tests.drivers import Driver, Managed, each_executor, settle_all
-from tests.helpers import EventLog
+from tests.helpers import EventLog, builder, eventually, wait_until
 
 
 def bounded(limit: int, log: EventLog | None = None, **options: Any) -> TaskManagerBuilder[None]:
-    builder = (
-        TaskManager.builder()
-        .with_workers(1, max_workers=1)
-        .with_policy("fixed")
-        .with_queue_limit(limit)
-        .with_logger(log if log is not None else EventLog())
-    )
+    """One worker, no resource, a queue of `limit` tasks."""
+    made = builder(log=log if log is not None else EventLog()).with_queue_limit(limit)
     if "max_queue_wait" in options:
-        builder = builder.with_max_queue_wait(options["max_queue_wait"])
-    return builder
+        made = made.with_max_queue_wait(options["max_queue_wait"])
+    return made
 
 
 def returning(value: int) -> Callable[[Any], int]:
@@ -63,14 +58,6 @@ def submit_now(managed: Managed[Any], fn: Any, **options: Any) -> asyncio.Future
     if isinstance(manager, TaskManager):
         return asyncio.wrap_future(manager.submit(fn, block=False, **options))
     return manager.submit(fn, **options)
-
-
-async def until(predicate: Any, timeout: float = 10.0) -> None:
-    """Wait for a state the code under test offers no event for (stats)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never became true"
-        await asyncio.sleep(0.002)
 
 
 async def full_manager(
@@ -112,7 +99,7 @@ async def test_a_full_queue_refuses_at_once_a_caller_that_will_not_wait(driver: 
 async def test_a_waiting_submission_gets_the_room_a_started_task_frees(driver: Driver) -> None:
     managed, gate, futures = await full_manager(driver, 1)
     waiting = asyncio.ensure_future(put(managed, driver.task(lambda _: "waited")))
-    await until(lambda: managed.stats().waiting_submissions == 1)
+    await eventually(lambda: managed.stats().waiting_submissions == 1)
     assert not waiting.done()
     gate.open()  # the worker takes the queued task: room for the waiting one
     assert await (await asyncio.wait_for(waiting, 10)) == "waited"
@@ -141,7 +128,7 @@ async def test_stop_wakes_every_waiting_submission_and_finishes_the_queue(driver
     waiting = [
         asyncio.ensure_future(put(managed, driver.task(lambda _: "never"))) for _ in range(3)
     ]
-    await until(lambda: managed.stats().waiting_submissions == 3)
+    await eventually(lambda: managed.stats().waiting_submissions == 3)
     stopping = asyncio.ensure_future(managed.stop(10))
     outcomes = await asyncio.wait_for(settle_all(*waiting), 10)
     assert all(isinstance(o, ManagerClosedError) for o in outcomes), outcomes
@@ -156,7 +143,7 @@ async def test_kill_wakes_every_waiting_submission(driver: Driver) -> None:
     waiting = [
         asyncio.ensure_future(put(managed, driver.task(lambda _: "never"))) for _ in range(3)
     ]
-    await until(lambda: managed.stats().waiting_submissions == 3)
+    await eventually(lambda: managed.stats().waiting_submissions == 3)
     report = await managed.kill()
     outcomes = await asyncio.wait_for(settle_all(*waiting), 10)
     assert all(isinstance(o, ManagerClosedError) for o in outcomes), outcomes
@@ -175,9 +162,9 @@ async def test_waiting_priority_tasks_get_room_first(driver: Driver) -> None:
     await asyncio.wait_for(started.wait(), 10)
     next_held = managed.submit(driver.hold(second, result="second"))  # the queue is full
     normal = asyncio.ensure_future(put(managed, driver.task(lambda _: "normal")))
-    await until(lambda: managed.stats().waiting_submissions == 1)
+    await eventually(lambda: managed.stats().waiting_submissions == 1)
     urgent = asyncio.ensure_future(put(managed, driver.task(lambda _: "urgent"), priority=True))
-    await until(lambda: managed.stats().waiting_submissions == 2)
+    await eventually(lambda: managed.stats().waiting_submissions == 2)
     first.open()  # the worker moves on to the next held task: room for one
     admitted = await asyncio.wait_for(urgent, 10)
     assert not normal.done()
@@ -213,7 +200,7 @@ async def test_a_cancelled_wait_leaves_the_line_and_its_task_never_runs(driver: 
     managed, gate, futures = await full_manager(driver, 1)
     ran: list[str] = []
     waiting = asyncio.ensure_future(put(managed, driver.task(lambda _: ran.append("ran"))))
-    await until(lambda: managed.stats().waiting_submissions == 1)
+    await eventually(lambda: managed.stats().waiting_submissions == 1)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -331,7 +318,7 @@ class TestNothingLost:
         builder = bounded(1).with_health_check(lambda exc: not isinstance(exc, ConnectionError))
         with builder.build() as manager:
             first = manager.submit(flaky)
-            assert wait_for(lambda: manager.stats().busy_workers == 1)
+            assert wait_until(lambda: manager.stats().busy_workers == 1)
             other = manager.submit(lambda _: "other")  # the queue is full now
             gate.set()  # the retry goes back to the front, over the limit
             assert first.result(10) == "ok"
@@ -384,12 +371,3 @@ async def test_tasks_within_the_wait_run(driver: Driver) -> None:
     assert await settle_all(*futures) == list(range(20))
     assert await managed.stop(10)
     assert managed.metrics().total_tasks_shed == 0
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        threading.Event().wait(0.002)
-    return True

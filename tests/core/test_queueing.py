@@ -5,24 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
 
-from tasker import TaskManager, UnhealthyOn, current_task
-from tests.helpers import Resource, Resources, settle
-
-
-def single_worker(resources: Resources, **options: Any) -> TaskManager[Resource]:
-    builder = (
-        TaskManager.builder()
-        .with_resource(resources.create, resources.destroy)
-        .with_workers(1, max_workers=1)
-        .with_policy("fixed")
-        .with_health_check(UnhealthyOn(ConnectionError))
-        .with_backoff(initial=0.001, maximum=0.01)
-    )
-    if "max_retries" in options:
-        builder = builder.with_max_retries(options["max_retries"])
-    return builder.build()
+from tasker import TaskManager, current_task
+from tests.helpers import Resource, Resources, build, settle
 
 
 def blocker(manager: TaskManager[Resource]) -> tuple[threading.Event, Future[None]]:
@@ -49,7 +34,7 @@ def recorder(order: list[str], name: str) -> Callable[[Resource], str]:
 class TestPriority:
     def test_queue_task_with_priority_overtakes_a_backlog(self, resources: Resources) -> None:
         order: list[str] = []
-        with single_worker(resources) as manager:
+        with build(resources) as manager:
             release, held = blocker(manager)
             backlog = [manager.submit(recorder(order, f"n{i}")) for i in range(5)]
             result: list[str] = []
@@ -73,7 +58,7 @@ class TestRetryOrder:
     def test_a_retried_normal_task_does_not_jump_priority_work(self, resources: Resources) -> None:
         order: list[str] = []
         urgent: list[Future[str]] = []
-        with single_worker(resources) as manager:
+        with build(resources) as manager:
 
             def flaky(resource: Resource) -> None:
                 task = current_task()

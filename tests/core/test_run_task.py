@@ -6,25 +6,13 @@ import threading
 
 import pytest
 
-from tasker import ResourceCreationError, RetriesExhaustedError, TaskManager
-from tests.helpers import Resource, Resources
-
-
-def build(resources: Resources, pool: int) -> TaskManager[Resource]:
-    return (
-        TaskManager.builder()
-        .with_resource(resources.create, resources.destroy)
-        .with_workers(1, max_workers=1)
-        .with_resource_pool(pool)
-        .with_health_check(lambda exc: not isinstance(exc, ConnectionError))
-        .with_max_retries(1)
-        .build()
-    )
+from tasker import ResourceCreationError, RetriesExhaustedError
+from tests.helpers import Resource, Resources, build
 
 
 class TestRunTask:
     def test_it_runs_in_the_callers_thread_on_a_pooled_resource(self, resources: Resources) -> None:
-        with build(resources, pool=1) as manager:
+        with build(resources, pool=1, max_retries=1) as manager:
             pooled = resources.created[0]
             thread, rid = manager.run_task(lambda r: (threading.current_thread(), r.rid))
             assert thread is threading.current_thread()
@@ -35,7 +23,7 @@ class TestRunTask:
     def test_a_temporary_resource_is_created_and_destroyed_when_the_pool_is_busy(
         self, resources: Resources
     ) -> None:
-        with build(resources, pool=1) as manager:
+        with build(resources, pool=1, max_retries=1) as manager:
             outer_rid = manager.run_task(
                 lambda outer: (outer.rid, manager.run_task(lambda inner: inner.rid))
             )
@@ -48,13 +36,13 @@ class TestRunTask:
     def test_without_a_pool_every_call_gets_a_temporary_resource(
         self, resources: Resources
     ) -> None:
-        with build(resources, pool=0) as manager:
+        with build(resources, pool=0, max_retries=1) as manager:
             rids = [manager.run_task(lambda r: r.rid) for _ in range(3)]
             assert len(set(rids)) == 3
             assert all(resources.destroyed[rid] == 1 for rid in rids)
 
     def test_errors_propagate_unchanged(self, resources: Resources) -> None:
-        with build(resources, pool=1) as manager, pytest.raises(ZeroDivisionError):
+        with build(resources, pool=1, max_retries=1) as manager, pytest.raises(ZeroDivisionError):
             manager.run_task(lambda r: 1 / 0)
         resources.assert_all_destroyed_once()
 
@@ -69,7 +57,7 @@ class TestRunTask:
                 raise ConnectionError("reset")
             return resource.rid
 
-        with build(resources, pool=1) as manager:
+        with build(resources, pool=1, max_retries=1) as manager:
             assert manager.run_task(task) == seen[1]
             assert resources.destroyed[seen[0]] == 1
             assert manager.stats().available_resources == 1  # the pool refilled
@@ -82,7 +70,7 @@ class TestRunTask:
         resources.assert_all_destroyed_once()
 
     def test_a_failing_on_create_raises_resource_creation_error(self, resources: Resources) -> None:
-        with build(resources, pool=0) as manager:
+        with build(resources, pool=0, max_retries=1) as manager:
             resources.fail_create = lambda n: True
             with pytest.raises(ResourceCreationError) as caught:
                 manager.run_task(lambda r: r)
@@ -91,7 +79,7 @@ class TestRunTask:
             resources.fail_create = lambda n: False
 
     def test_run_task_is_counted_in_metrics(self, resources: Resources) -> None:
-        with build(resources, pool=1) as manager:
+        with build(resources, pool=1, max_retries=1) as manager:
             for _ in range(5):
                 manager.run_task(lambda r: None)
             metrics = manager.metrics()

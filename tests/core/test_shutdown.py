@@ -16,18 +16,7 @@ from tasker import (
     TaskManager,
     current_task,
 )
-from tests.helpers import EventLog, Resource, Resources, SwitchPolicy
-
-
-def manager_for(resources: Resources, workers: int = 2, pool: int = 1) -> TaskManager[Resource]:
-    return (
-        TaskManager.builder()
-        .with_resource(resources.create, resources.destroy)
-        .with_workers(workers, max_workers=workers)
-        .with_resource_pool(pool)
-        .with_policy("fixed")
-        .build()
-    )
+from tests.helpers import EventLog, Resource, Resources, SwitchPolicy, build
 
 
 def identity(value: int, _resource: object) -> int:
@@ -40,7 +29,7 @@ def worker_threads(manager: TaskManager[Any]) -> list[threading.Thread]:
 
 class TestStop:
     def test_no_thread_outlives_stop(self, resources: Resources) -> None:
-        manager = manager_for(resources, workers=3)
+        manager = build(resources, 3, pool=1)
         assert len(worker_threads(manager)) == 4  # 3 workers + the supervisor
         for _ in range(10):
             manager.submit(lambda r: None)
@@ -70,7 +59,7 @@ class TestStop:
         assert not log.named("scaling.up")
 
     def test_stop_refuses_new_work_with_a_runtime_error(self, resources: Resources) -> None:
-        manager = manager_for(resources)
+        manager = build(resources, 2, pool=1)
         manager.stop()
         with pytest.raises(ManagerClosedError, match="stopped") as caught:
             manager.queue_task(lambda r: 1)
@@ -79,7 +68,7 @@ class TestStop:
             manager.run_task(lambda r: 1)
 
     def test_stop_is_idempotent(self, resources: Resources) -> None:
-        manager = manager_for(resources)
+        manager = build(resources, 2, pool=1)
         assert manager.stop()
         assert manager.stop()
         resources.assert_all_destroyed_once()
@@ -87,7 +76,7 @@ class TestStop:
     def test_stop_with_a_timeout_reports_unfinished_work_and_can_be_awaited_again(
         self, resources: Resources
     ) -> None:
-        manager = manager_for(resources, workers=1)
+        manager = build(resources, 1, pool=1)
         gate = threading.Event()
         running = manager.submit(lambda r: gate.wait(10))
         assert manager.stop(timeout=0.05) is False
@@ -98,14 +87,14 @@ class TestStop:
         resources.assert_all_destroyed_once()
 
     def test_stop_from_inside_a_task_does_not_deadlock(self, resources: Resources) -> None:
-        manager = manager_for(resources)
+        manager = build(resources, 2, pool=1)
         result = manager.submit(lambda r: manager.stop()).result(timeout=10)
         assert result is False  # started, not waited for
         assert manager.join(10)
         assert manager.state is ManagerState.STOPPED
 
     def test_stop_from_a_done_callback_does_not_deadlock(self, resources: Resources) -> None:
-        manager = manager_for(resources)
+        manager = build(resources, 2, pool=1)
         called = threading.Event()
         future = manager.submit(lambda r: 1)
         future.add_done_callback(lambda f: (manager.stop(), called.set()))
@@ -113,7 +102,7 @@ class TestStop:
         assert manager.join(10)
 
     def test_context_manager_stops(self, resources: Resources) -> None:
-        with manager_for(resources) as manager:
+        with build(resources, 2, pool=1) as manager:
             manager.queue_task(lambda r: None)
         assert manager.state is ManagerState.STOPPED
         resources.assert_all_destroyed_once()
@@ -121,7 +110,7 @@ class TestStop:
     def test_stop_waits_for_a_run_task_resource_borrowed_during_stop(
         self, resources: Resources
     ) -> None:
-        manager = manager_for(resources, workers=1, pool=1)
+        manager = build(resources, 1, pool=1)
         borrowed, release = threading.Event(), threading.Event()
 
         def slow(_: Resource) -> str:
@@ -145,7 +134,7 @@ class TestKill:
     def test_kill_cancels_queued_tasks_and_returns_without_waiting(
         self, resources: Resources
     ) -> None:
-        manager = manager_for(resources, workers=1)
+        manager = build(resources, 1, pool=1)
         stuck_started, unstick = threading.Event(), threading.Event()
 
         def stuck(_: Resource) -> str:
@@ -172,7 +161,7 @@ class TestKill:
         resources.assert_all_destroyed_once()
 
     def test_callers_blocked_in_queue_task_get_cancelled_error(self, resources: Resources) -> None:
-        manager = manager_for(resources, workers=1)
+        manager = build(resources, 1, pool=1)
         gate = threading.Event()
         manager.submit(lambda r: gate.wait(10))
         outcomes: list[BaseException] = []
@@ -200,7 +189,7 @@ class TestKill:
         assert manager.join(10)
 
     def test_running_tasks_see_the_cancellation_token(self, resources: Resources) -> None:
-        manager = manager_for(resources, workers=1)
+        manager = build(resources, 1, pool=1)
         started = threading.Event()
         observed: list[bool] = []
 
@@ -224,7 +213,7 @@ class TestKill:
     def test_tasks_that_notice_the_kill_still_end_cancelled(
         self, resources: Resources, round_: int
     ) -> None:
-        manager = manager_for(resources, workers=3)
+        manager = build(resources, 3, pool=1)
         started = threading.Semaphore(0)
 
         def cooperative(_: Resource) -> str:
@@ -250,7 +239,7 @@ class TestKill:
         resources.assert_all_destroyed_once()
 
     def test_kill_notifies_concurrent_futures_wait(self, resources: Resources) -> None:
-        manager = manager_for(resources, workers=1)
+        manager = build(resources, 1, pool=1)
         started = threading.Event()
         gate = threading.Event()
         running = manager.submit(lambda r: (started.set(), gate.wait(10)))
@@ -264,19 +253,19 @@ class TestKill:
         assert manager.join(10)
 
     def test_kill_is_idempotent_and_safe_after_stop(self, resources: Resources) -> None:
-        manager = manager_for(resources)
+        manager = build(resources, 2, pool=1)
         manager.kill()
         again = manager.kill()
         assert (again.cancelled_tasks, again.abandoned_tasks) == (0, 0)
         assert manager.join(10)
-        stopped = manager_for(resources)
+        stopped = build(resources, 2, pool=1)
         stopped.stop()
         stopped.kill()
         assert stopped.state is ManagerState.STOPPED
         resources.assert_all_destroyed_once()
 
     def test_kill_from_inside_a_task(self, resources: Resources) -> None:
-        manager = manager_for(resources, workers=1)
+        manager = build(resources, 1, pool=1)
         future: Future[object] = manager.submit(lambda r: manager.kill())
         with pytest.raises(CancelledError):
             future.result(timeout=10)
@@ -284,7 +273,7 @@ class TestKill:
         resources.assert_all_destroyed_once()
 
     def test_kill_from_a_done_callback(self, resources: Resources) -> None:
-        manager = manager_for(resources, workers=1)
+        manager = build(resources, 1, pool=1)
         done = threading.Event()
         future = manager.submit(lambda r: 1)
         future.add_done_callback(lambda f: (manager.kill(), done.set()))
@@ -293,7 +282,7 @@ class TestKill:
         resources.assert_all_destroyed_once()
 
     def test_kill_after_stop_began_cuts_the_drain_short(self, resources: Resources) -> None:
-        manager = manager_for(resources, workers=1)
+        manager = build(resources, 1, pool=1)
         started, gate = threading.Event(), threading.Event()
         manager.submit(lambda r: (started.set(), gate.wait(10)))
         assert started.wait(10)
@@ -307,7 +296,7 @@ class TestKill:
         resources.assert_all_destroyed_once()
 
     def test_stop_after_kill_does_not_wait_for_stuck_tasks(self, resources: Resources) -> None:
-        manager = manager_for(resources, workers=1)
+        manager = build(resources, 1, pool=1)
         started, gate = threading.Event(), threading.Event()
         manager.submit(lambda r: (started.set(), gate.wait(10)))
         assert started.wait(10)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from tasker import AsyncTaskManager, TaskManager, TaskManagerBuilder
 from tasker.metrics import InMemoryCollector
 from tasker.scaling import FixedPolicy, LatencyPolicy, QueueDepthPolicy, RatePolicy
-from tests.helpers import Resources
+from tests.helpers import Resources, build
 
 NAN, INF = math.nan, math.inf
 NOT_NUMBERS: list[object] = [NAN, -INF, True, False, "1", None, [1]]
@@ -102,22 +101,12 @@ class TestNumbers:
         assert LatencyPolicy(target=1).interval == 0.1
 
 
-def _thread_manager(resources: Resources) -> TaskManager[Any]:
-    return (
-        TaskManager.builder()
-        .with_resource(resources.create, resources.destroy)
-        .with_workers(1, max_workers=1)
-        .with_policy("fixed")
-        .build()
-    )
-
-
 class TestPerCall:
     @pytest.mark.parametrize("value", [NAN, -INF, 0, -1, True, "1"])
     def test_a_task_timeout_is_a_positive_finite_number(
         self, resources: Resources, value: object
     ) -> None:
-        with _thread_manager(resources) as manager:
+        with build(resources) as manager:
             with pytest.raises(ValueError, match="timeout must be"):
                 manager.submit(lambda r: None, timeout=value)  # type: ignore[arg-type]
             assert manager.metrics().total_tasks_arrived == 0
@@ -137,7 +126,7 @@ class TestPerCall:
     @pytest.mark.parametrize("flag", ["priority", "once"])
     @pytest.mark.parametrize("value", ["no", 0, 1, None])
     def test_flags_are_bool(self, resources: Resources, flag: str, value: object) -> None:
-        with _thread_manager(resources) as manager:
+        with build(resources) as manager:
             with pytest.raises(TypeError, match=rf"{flag} must be True or False"):
                 manager.submit(lambda r: None, **{flag: value})  # type: ignore[arg-type]
             with pytest.raises(TypeError, match="once must be True or False"):
@@ -147,7 +136,7 @@ class TestPerCall:
     def test_stop_and_join_timeouts_are_checked_before_anything_moves(
         self, resources: Resources, value: object
     ) -> None:
-        manager = _thread_manager(resources)
+        manager = build(resources)
         with pytest.raises(ValueError, match="timeout must be"):
             manager.stop(value)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="timeout must be"):

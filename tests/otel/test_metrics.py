@@ -21,25 +21,22 @@ from tasker import (
     TaskExpiredError,
     TaskManager,
     TaskManagerBuilder,
-    UnhealthyOn,
     current_task,
 )
 from tasker.plugins import Plugins
 from tasker.scaling import ScalingSnapshot
 from tasker_otel import OTelCollector, names, observe
 from tests.drivers import Driver, each_executor
+from tests.helpers import builder as base_builder
 from tests.helpers import wait_until
 from tests.otel.conftest import Metrics, points, total, values
 
 
 def builder(otel: Metrics, name: str = "jobs", workers: int = 1) -> TaskManagerBuilder[None]:
     return (
-        TaskManager.builder()
+        base_builder(workers=workers)
         .with_name(name)
-        .with_workers(workers, max_workers=workers)
-        .with_policy("fixed")
         .with_logger("null")
-        .with_health_check(UnhealthyOn(ConnectionError))
         .with_metrics("otel", meter_provider=otel.provider, manager=name)
     )
 

@@ -7,8 +7,9 @@ import os
 import pytest
 from opentelemetry.trace import StatusCode
 
-from tasker import TaskManager, TaskManagerBuilder, UnhealthyOn, current_task
+from tasker import TaskManagerBuilder, current_task
 from tasker_otel import OTelTracing, names, observe
+from tests.helpers import builder as base_builder
 from tests.otel.conftest import Metrics, Traces, total
 
 pytestmark = pytest.mark.timeout(120)
@@ -33,16 +34,7 @@ def boom(_: object) -> None:
 
 
 def builder() -> TaskManagerBuilder[None]:
-    return (
-        TaskManager.builder()
-        .with_name("procs")
-        .with_executor("process")
-        .with_workers(1, max_workers=1)
-        .with_resource_pool(0)
-        .with_policy("fixed")
-        .with_logger("null")
-        .with_health_check(UnhealthyOn(ConnectionError))
-    )
+    return base_builder().with_name("procs").with_executor("process").with_logger("null")
 
 
 def test_metrics_and_gauges_count_process_tasks(otel_metrics: Metrics) -> None:

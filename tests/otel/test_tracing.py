@@ -11,21 +11,19 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tasker import TaskManager, TaskManagerBuilder, UnhealthyOn, current_task
+from tasker import TaskManagerBuilder, current_task
 from tasker_otel import OTelTracing, names
 from tests.drivers import Driver, each_executor
+from tests.helpers import builder as base_builder
 from tests.otel.conftest import Traces
 
 
 def builder(traces: Traces) -> TaskManagerBuilder[None]:
     return (
-        TaskManager.builder()
+        base_builder()
         .with_name("traced")
         .with_plugins(OTelTracing(tracer_provider=traces.provider))
-        .with_workers(1, max_workers=1)
-        .with_policy("fixed")
         .with_logger("null")
-        .with_health_check(UnhealthyOn(ConnectionError))
     )
 
 

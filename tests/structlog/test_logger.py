@@ -16,10 +16,11 @@ from structlog.typing import EventDict, WrappedLogger
 
 import structlog
 import tasker_structlog
-from tasker import Event, Logger, TaskManager, TaskManagerBuilder, UnhealthyOn, current_task
+from tasker import Event, Logger, TaskManagerBuilder, current_task
 from tasker.plugins import Plugins
 from tasker_structlog import StructlogLogger, task_context
 from tests.drivers import Driver, each_executor
+from tests.helpers import builder as base_builder
 
 
 @pytest.fixture(autouse=True)
@@ -32,14 +33,7 @@ def clean_structlog() -> Iterator[None]:
 
 
 def builder(name: str = "jobs") -> TaskManagerBuilder[None]:
-    return (
-        TaskManager.builder()
-        .with_name(name)
-        .with_workers(1, max_workers=1)
-        .with_policy("fixed")
-        .with_health_check(UnhealthyOn(ConnectionError))
-        .with_logger("structlog")
-    )
+    return base_builder().with_name(name).with_logger("structlog")
 
 
 def flaky() -> Any:
