@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Generator
+import threading
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from tasker._queue import EXIT, IDLE, TASK
 from tasker._threads import ThreadRuntime
 from tasker._worker import Worker
 from tests.drivers import Driver, each_executor
-from tests.helpers import Resource, Resources
+from tests.helpers import Resource, Resources, build, wait_until
 
 
 class TestRuntimesPerformEveryAction:
@@ -163,3 +164,95 @@ class TestRetirementNeverDropsAToken:
         with TaskManager.builder().with_resource(object).build() as manager:
             worker = Worker(0, burst=False)
             assert _leaves(manager._core, worker, EXIT)
+
+
+def _plus_one(_resource: object, n: int) -> int:
+    return n + 1
+
+
+def _take(core: Core[Any]) -> Callable[[], object]:
+    runtime = core.runtime
+    assert isinstance(runtime, ThreadRuntime)
+    return runtime.take_token
+
+
+class TestAWorkerEndingATaskClaimsItsNext:
+    """A thread worker that completes a task while others wait claims the next one at once,
+    in the same step (one trip of the lock): never a moment where kill() could miss it."""
+
+    @pytest.fixture
+    def busy(self) -> Generator[tuple[TaskManager[Any], Any], None, None]:
+        """A one-worker manager whose worker is held busy; the test plays a second worker."""
+        gate = threading.Event()
+        manager = build()
+        held = manager.submit(lambda _resource: gate.wait(10))
+        assert wait_until(lambda: manager.stats().busy_workers == 1)
+        try:
+            yield manager, held
+        finally:
+            gate.set()
+            manager.stop(10)
+
+    def _running(self, manager: TaskManager[Any], worker: Worker) -> Any:
+        """Submit a task and start it on `worker`, as its serve loop would."""
+        core = manager._core
+        future: Any = manager.submit(_plus_one, 1)
+        task = core.next_task(worker, _take(core)())
+        assert task is future
+        return task, core.attempt_started(task, worker)
+
+    def test_the_next_queued_task_is_claimed_as_the_last_one_completes(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        manager, held = busy
+        core = manager._core
+        worker = core.new_worker(burst=False)
+        task, start = self._running(manager, worker)
+        following: Any = manager.submit(_plus_one, 2)
+        claimed = core.attempt_succeeded(worker, task, 2, start, _take(core))
+        assert task.result(0) == 2
+        assert worker.current is claimed
+        assert following.running()
+        report = manager.kill()  # the claimed task counts as abandoned, not lost
+        assert report.abandoned_tasks == 2
+        assert report.cancelled_tasks == 0
+        assert following.cancelled()
+        assert held.cancelled()
+        assert claimed is following
+
+    def test_nothing_is_claimed_when_nothing_waits(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        manager, _ = busy
+        core = manager._core
+        worker = core.new_worker(burst=False)
+        task, start = self._running(manager, worker)
+        assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
+        assert worker.current is None
+        assert not worker.leaving
+
+    def test_an_exit_token_taken_on_the_way_makes_the_worker_leave(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        manager, _ = busy
+        core = manager._core
+        worker = core.new_worker(burst=False)
+        task, start = self._running(manager, worker)
+        core.queue.send(EXIT)
+        waiting = manager.submit(_plus_one, 2)
+        assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
+        assert worker.leaving
+        assert not waiting.running()  # its token is still there for another worker
+
+    def test_a_burst_worker_asked_to_retire_claims_nothing(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        manager, _ = busy
+        core = manager._core
+        worker = core.new_worker(burst=True)
+        task, start = self._running(manager, worker)
+        waiting = manager.submit(_plus_one, 2)
+        core._retire_quota = 1
+        assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
+        assert core.try_retire(worker)  # it leaves; the task stays queued for the others
+        assert not waiting.running()

@@ -360,18 +360,22 @@ class Core(Generic[R]):
             if self._overload:  # a queue limit or a maximum wait: shed, admit
                 shed, task, admitted = self._make_room(task)
             if task is not None:
-                task.state = RUNNING
-                worker.current = task
-                if task.claimed:
-                    self._claimed -= 1
-                if task.attempt == 0:  # its future leaves PENDING before kill() can end it
-                    task.set_running_or_notify_cancel()
+                self._claim(worker, task)
         if self._overload:
             if admitted:
                 self._wake(admitted)
             if shed:
                 self._fail_shed(shed)
         return task
+
+    def _claim(self, worker: Worker, task: TaskRecord[Any]) -> None:
+        """`worker` takes `task`, just taken off the queue, as its current one (under the lock)."""
+        task.state = RUNNING
+        worker.current = task
+        if task.claimed:
+            self._claimed -= 1
+        if task.attempt == 0:  # its future leaves PENDING before kill() can end it
+            task.set_running_or_notify_cancel()
 
     def _make_room(
         self, task: TaskRecord[Any] | None
@@ -505,13 +509,51 @@ class Core(Generic[R]):
         return ended
 
     def attempt_succeeded(
-        self, worker: Worker, task: TaskRecord[Any], result: object, start: float
-    ) -> None:
-        """A worker's attempt returned `result`: complete the task unless it ended meanwhile."""
+        self,
+        worker: Worker,
+        task: TaskRecord[Any],
+        result: object,
+        start: float,
+        take: Callable[[], object] | None = None,
+    ) -> TaskRecord[Any] | None:
+        """A worker's attempt returned `result`: complete the task unless it ended meanwhile.
+
+        With `take` (the runtime's non-blocking take of a token, `NO_TOKEN` when there is
+        none), the worker also claims its next task in the same lock trip, while tasks are
+        queued, and gets it back; `None` otherwise (and `worker.leaving` set when the token
+        it took was `EXIT`). Every task then costs two trips of the lock, not three.
+        """
         elapsed = _perf() - start
         release(task)
-        if self._end_attempt(worker, task, COMPLETED):
+        following = None
+        with self._lock:
+            worker.current = None
+            ended = task.state is RUNNING
+            if ended:
+                task.state = COMPLETED
+            wake = False
+            if not self.killed:
+                self._pending -= 1
+                wake = self.closing and not self._pending
+                queue = self.queue
+                if (
+                    take is not None
+                    and (queue.main_depth or queue.priority_depth)
+                    and not self._overload  # shedding and admission: `next_task` does them
+                    and not (worker.burst and self._retire_quota > 0)  # it may have to leave
+                ):
+                    token = take()
+                    if token is TASK:
+                        following = queue.take()
+                        if following is not None:
+                            self._claim(worker, following)
+                    elif token is EXIT:
+                        worker.leaving = True
+        if ended:
             self._conclude(task, COMPLETED, result, start - task.queued_at, elapsed)
+        if wake:
+            self.wake.set()
+        return following
 
     def attempt_failed(
         self, worker: Worker, task: TaskRecord[Any], error: BaseException, start: float

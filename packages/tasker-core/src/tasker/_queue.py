@@ -18,13 +18,16 @@ from typing import Any, Final, Protocol
 
 from tasker._task import TaskRecord, TaskState
 
-__all__ = ["EXIT", "IDLE", "TASK", "Channel", "TaskQueue"]
+__all__ = ["EXIT", "IDLE", "NO_TOKEN", "TASK", "Channel", "TaskQueue"]
 
 EXIT: Final = object()
 """Control token: the worker that takes it exits."""
 
 TASK: Final = None
 """The token of a queued task."""
+
+NO_TOKEN: Final = object()
+"""Not a token: what a runtime's non-blocking take yields when the channel is empty."""
 
 IDLE: Final = object()
 """Not a token: what a burst worker's wait yields when no token came for a scaling interval.

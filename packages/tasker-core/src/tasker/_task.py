@@ -53,7 +53,7 @@ class TaskState(StrEnum):
                      v
        +-------> QUEUED --Core.discard / Core.kill / cancel_queued / broken--> CANCELLED
        |             |                                                        (or FAILED)
-       |     Core.next_task (a worker claims it)
+       |     Core.next_task, or Core.attempt_succeeded (a worker claims it)
        |             |
        |             v
        +--------- RUNNING --Core.attempt_succeeded------------------------> COMPLETED

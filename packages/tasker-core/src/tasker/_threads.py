@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from tasker._admission import Admission
 from tasker._core import Core
 from tasker._lifecycle import Step, Steps, drive, start_steps, supervise_steps, worker_steps
-from tasker._queue import IDLE
+from tasker._queue import IDLE, NO_TOKEN
 from tasker._run_task import run_task_steps
 from tasker._task import TaskRecord, new_task_future
 from tasker._worker import Worker
@@ -270,55 +270,69 @@ class ThreadRuntime:
     # ----------------------------------------------------------------- workers
 
     def serve(self, worker: Worker) -> bool:
-        """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`)."""
+        """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`).
+
+        A worker that completes a task while others are queued claims its next one in the
+        same step (`Core.attempt_succeeded`); it takes a token from the channel only when it
+        did not.
+        """
         core = self._core
         assert core is not None
-        channel = self.channel
-        get, get_nowait, empty = channel.get, channel.get_nowait, channel.empty
-        next_task = core.next_task
-        timeout = core.config.policy.interval if worker.burst else None
+        succeeded = core.attempt_succeeded
+        take = self.take_token
+        task: TaskRecord[Any] | None = None
         while True:
-            if empty():  # tested first: an idle worker would raise and drop `Empty` each time
-                core.idle_begin()
-                try:
-                    token = get(timeout=timeout)
-                except Empty:
-                    token = IDLE
-                except BaseException:
-                    core.idle_end()
-                    raise
-                task = next_task(worker, token, True)  # no longer idle, in the same step
-            else:
-                try:
-                    token = get_nowait()
-                except Empty:  # another worker took it meanwhile
+            if task is None:
+                task = self._next(core, worker)
+                if task is None:  # told to leave, or its task was cancelled or drained meanwhile
+                    if worker.leaving:
+                        return False
                     continue
-                task = next_task(worker, token)
-            if task is None:  # told to leave, or its task was cancelled or drained meanwhile
+            start = core.attempt_started(task, worker)
+            watch = None if task.timeout is None else self._watch(core, task, start + task.timeout)
+            try:
+                result = worker.place.call(task)
+            except BaseException as error:
+                if watch is not None:
+                    watch.task = None
+                if core.attempt_failed(worker, task, error, start):
+                    return True
+                task = None  # hold no settled task while waiting for the next one
+            else:
+                if watch is not None:
+                    watch.task = None
+                task = succeeded(worker, task, result, start, take)
+                result = None
                 if worker.leaving:
                     return False
-                continue
-            replace = self._run(core, worker, task)
-            task = None  # hold no settled task while waiting for the next one
-            if replace:
-                return True
-            if worker.burst and core.retiring and core.try_retire(worker):
+            if task is None and worker.burst and core.retiring and core.try_retire(worker):
                 return False  # idle between two tasks: leave as the policy asks
 
-    def _run(self, core: Core[Any], worker: Worker, task: TaskRecord[Any]) -> bool:
-        """Run one attempt of `task`; return `True` if the worker must be replaced."""
-        start = core.attempt_started(task, worker)
-        watch = None if task.timeout is None else self._watch(core, task, start + task.timeout)
+    def _next(self, core: Core[Any], worker: Worker) -> TaskRecord[Any] | None:
+        """Take a token, waiting for one if none is there, and claim its task (see `serve`)."""
+        channel = self.channel
+        if channel.empty():  # tested first: an idle worker would raise and drop `Empty`
+            core.idle_begin()
+            try:
+                token = channel.get(timeout=core.config.policy.interval if worker.burst else None)
+            except Empty:
+                token = IDLE
+            except BaseException:
+                core.idle_end()
+                raise
+            return core.next_task(worker, token, True)  # no longer idle, in the same step
         try:
-            result = worker.place.call(task)
-        except BaseException as error:
-            if watch is not None:
-                watch.task = None
-            return core.attempt_failed(worker, task, error, start)
-        if watch is not None:
-            watch.task = None
-        core.attempt_succeeded(worker, task, result, start)
-        return False
+            token = channel.get_nowait()
+        except Empty:  # another worker took it meanwhile
+            return None
+        return core.next_task(worker, token)
+
+    def take_token(self) -> object:
+        """Take a token without waiting; `NO_TOKEN` if there is none."""
+        try:
+            return self.channel.get_nowait()
+        except Empty:
+            return NO_TOKEN
 
     # --------------------------------------------------------------- timeouts
 
