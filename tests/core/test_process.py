@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -18,6 +19,7 @@ from tasker import (
     RetriesExhaustedError,
     TaskFuture,
     TaskManager,
+    UnhealthyOn,
     WorkerCrashedError,
     current_task,
 )
@@ -122,6 +124,31 @@ class Destroyer:
         record_destroy(resource, self.folder)
 
 
+def wait_for(resource: dict[str, int], go: str, then: str = "return") -> int:
+    """Wait until the file `go` exists; then return the child's pid, or as `then` says:
+    `"exit"` (only the first time), `"raise"`, or a number of seconds to sleep first."""
+    deadline = time.monotonic() + 60
+    while not Path(go).exists() and time.monotonic() < deadline:
+        time.sleep(0.005)  # the test creates the file: no event crosses to a child
+    if then == "exit" and not Path(f"{go}.died").exists():
+        Path(f"{go}.died").touch()
+        os._exit(3)
+    if then == "raise":
+        raise ValueError("broken")
+    if then not in ("return", "exit"):
+        time.sleep(float(then))
+    return os.getpid()
+
+
+def count_run(resource: dict[str, int], log: str) -> int:
+    """Leave a line in `log` for each run; return the attempt."""
+    with Path(log).open("a") as runs:
+        runs.write(f"{os.getpid()}\n")
+    task = current_task()
+    assert task is not None
+    return task.attempt
+
+
 def task_id_of(future: Future[Any]) -> int:
     assert isinstance(future, TaskFuture)
     return future.task_id
@@ -150,6 +177,8 @@ def manager_for(workers: int = 1, **options: Any) -> TaskManager[dict[str, int]]
     )
     if "timeout" in options:
         builder = builder.with_timeout(options.pop("timeout"))
+    if "health_check" in options:
+        builder = builder.with_health_check(options.pop("health_check"))
     return builder.build()
 
 
@@ -275,6 +304,96 @@ class TestProcesses:
         assert report.cancelled_tasks + report.abandoned_tasks == 6
         assert all(f.cancelled() for f in futures)
         assert manager.join(30)
+
+
+@pytest.mark.usefixtures("no_orphans")
+class TestTaskSentAhead:
+    """A worker sends its next task to its child while the current one runs."""
+
+    @staticmethod
+    def behind(manager: TaskManager[Any], go: Path, then: str = "return") -> Future[Any]:
+        """Submit a task that waits for `go` and return it once the next one was sent ahead."""
+        first = manager.submit(wait_for, str(go), then)
+        ahead = manager.submit(about_me)
+        assert wait_until(ahead.running)  # claimed while the first one runs
+        return first
+
+    def test_it_starts_when_the_one_before_returns_knowing_itself(self, tmp_path: Path) -> None:
+        with manager_for() as manager:
+            first = manager.submit(wait_for, str(tmp_path / "go"))
+            ahead = manager.submit(about_me)
+            assert wait_until(ahead.running)
+            (tmp_path / "go").touch()
+            task_id, attempt, worker_id, _, _, pid = ahead.result(60)
+            assert (task_id, attempt, pid) == (task_id_of(ahead), 1, first.result(60))
+            assert worker_id is not None
+
+    def test_a_large_task_is_claimed_ahead_and_sent_when_it_starts(self, tmp_path: Path) -> None:
+        with manager_for() as manager:
+            first = manager.submit(wait_for, str(tmp_path / "go"))
+            large = manager.submit(pid_and, b"x" * 100_000)
+            assert wait_until(large.running)
+            (tmp_path / "go").touch()
+            assert large.result(60) == first.result(60)
+
+    def test_a_child_dying_before_it_started_gives_it_back_uncounted(self, tmp_path: Path) -> None:
+        with manager_for(max_retries=1) as manager:
+            first = manager.submit(wait_for, str(tmp_path / "go"), "exit")
+            ahead = manager.submit(about_me)
+            assert wait_until(ahead.running)
+            (tmp_path / "go").touch()
+            fresh = first.result(60)  # retried on a fresh child
+            _, attempt, _, _, _, pid = ahead.result(60)
+            assert (attempt, pid) == (1, fresh)  # never ran in the child that died
+            assert manager.metrics().total_tasks_retried == 1
+
+    @pytest.mark.parametrize("healthy", [True, False])
+    def test_it_waits_for_the_verdict_on_a_failure_before_it(
+        self, healthy: bool, tmp_path: Path
+    ) -> None:
+        check = UnhealthyOn(KeyError) if healthy else UnhealthyOn(ValueError)
+        with manager_for(max_retries=0, health_check=check) as manager:
+            child = manager.queue_task(pid_of)
+            first = manager.submit(wait_for, str(tmp_path / "go"), "raise")
+            log = tmp_path / "runs"
+            ahead = manager.submit(count_run, str(log))
+            assert wait_until(ahead.running)
+            (tmp_path / "go").touch()
+            with pytest.raises((ValueError, RetriesExhaustedError)):
+                first.result(60)
+            assert ahead.result(60) == 1
+            # it ran once: in the same child after a healthy failure, never in the child of an
+            # unhealthy one
+            (pid,) = map(int, log.read_text().split())
+            assert (pid == child) is healthy
+
+    def test_its_timeout_counts_from_its_start(self, tmp_path: Path) -> None:
+        with manager_for() as manager:
+            first = manager.submit(wait_for, str(tmp_path / "go"), "1.5")
+            ahead = manager.submit(pid_of, timeout=1.0)
+            assert wait_until(ahead.running)
+            (tmp_path / "go").touch()
+            assert ahead.result(60) == first.result(60)
+
+    def test_kill_counts_it_as_running(self, tmp_path: Path) -> None:
+        manager = manager_for()
+        first = manager.submit(wait_for, str(tmp_path / "never"))
+        ahead = manager.submit(pid_of)
+        assert wait_until(ahead.running)
+        assert manager.kill().abandoned_tasks == 2
+        assert first.cancelled()
+        assert ahead.cancelled()
+        assert manager.join(60)
+
+    def test_stop_runs_it(self, tmp_path: Path) -> None:
+        manager = manager_for()
+        first = manager.submit(wait_for, str(tmp_path / "go"))
+        ahead = manager.submit(pid_of)
+        assert wait_until(ahead.running)
+        assert not manager.stop(timeout=0)  # under way
+        (tmp_path / "go").touch()
+        assert manager.join(60)
+        assert ahead.result(0) == first.result(0)
 
 
 class TestSerializers:

@@ -368,14 +368,75 @@ class Core(Generic[R]):
                 self._fail_shed(shed)
         return task
 
-    def _claim(self, worker: Worker, task: TaskRecord[Any]) -> None:
-        """`worker` takes `task`, just taken off the queue, as its current one (under the lock)."""
+    def _claim(self, worker: Worker, task: TaskRecord[Any], ahead: bool = False) -> None:
+        """`worker` takes `task`, just taken off the queue, as its current one (under the lock).
+
+        `ahead`: as the one to run after its current one (see `claim_ahead`).
+        """
         task.state = RUNNING
-        worker.current = task
+        if ahead:
+            worker.ahead = task
+        else:
+            worker.current = task
         if task.claimed:
             self._claimed -= 1
         if task.attempt == 0:  # its future leaves PENDING before kill() can end it
             task.set_running_or_notify_cancel()
+
+    def claim_ahead(self, worker: Worker, take: Callable[[], object]) -> TaskRecord[Any] | None:
+        """While its current task runs, `worker` claims the next queued one to run after it.
+
+        For places that send a task ahead (`sends_ahead`), so their process starts it as soon
+        as the current one returns. `take` is the runtime's non-blocking take of a token
+        (`NO_TOKEN` when there is none); an `EXIT` token taken sets `worker.leaving`. The task
+        is running as far as `kill()` and `stop()` are concerned; its attempt starts, and is
+        counted, when `attempt_succeeded` (or `promote`) makes it the current one; `withdraw`
+        queues it again if it never starts. Nothing is claimed ahead with a queue limit or a
+        maximum queue wait (the room and the wait are those of the queue), nor by a burst
+        worker the policy may retire.
+        """
+        with self._lock:
+            queue = self.queue
+            if (
+                self.killed
+                or self._overload
+                or not (queue.main_depth or queue.priority_depth)
+                or (worker.burst and self._retire_quota > 0)
+            ):
+                return None
+            token = take()
+            if token is TASK:
+                task = queue.take()
+                if task is not None:
+                    self._claim(worker, task, ahead=True)
+                return task
+            if token is EXIT:
+                worker.leaving = True
+            return None
+
+    def promote(self, worker: Worker) -> TaskRecord[Any]:
+        """The task `worker` claimed ahead becomes its current one, about to start."""
+        with self._lock:
+            task = worker.ahead
+            assert task is not None
+            worker.current, worker.ahead = task, None
+        return task
+
+    def withdraw(self, worker: Worker) -> None:
+        """`worker` leaves the task it claimed ahead unstarted: queue it again, at the front.
+
+        No attempt of it ran: none is counted.
+        """
+        with self._lock:
+            self._withdraw(worker)
+
+    def _withdraw(self, worker: Worker) -> None:
+        """`withdraw`, under the lock."""
+        task = worker.ahead
+        worker.ahead = None
+        if task is not None and task.state is RUNNING:  # else it ended meanwhile (kill)
+            task.state = QUEUED
+            self.queue.put_front(task)
 
     def _make_room(
         self, task: TaskRecord[Any] | None
@@ -521,13 +582,14 @@ class Core(Generic[R]):
         With `take` (the runtime's non-blocking take of a token, `NO_TOKEN` when there is
         none), the worker also claims its next task in the same lock trip, while tasks are
         queued, and gets it back; `None` otherwise (and `worker.leaving` set when the token
-        it took was `EXIT`). Every task then costs two trips of the lock, not three.
+        it took was `EXIT`). Every task then costs two trips of the lock, not three. A task
+        the worker claimed ahead (`claim_ahead`) is its next one, whatever `take`.
         """
         elapsed = _perf() - start
         release(task)
-        following = None
         with self._lock:
-            worker.current = None
+            following = worker.current = worker.ahead  # claimed ahead: starts whatever else
+            worker.ahead = None
             ended = task.state is RUNNING
             if ended:
                 task.state = COMPLETED
@@ -538,6 +600,7 @@ class Core(Generic[R]):
                 queue = self.queue
                 if (
                     take is not None
+                    and following is None
                     and (queue.main_depth or queue.priority_depth)
                     and not self._overload  # shedding and admission: `next_task` does them
                     and not (worker.burst and self._retire_quota > 0)  # it may have to leave
@@ -623,6 +686,8 @@ class Core(Generic[R]):
                 worker.current = None
                 task.state = QUEUED
                 task.queued_at = _perf()
+                if worker.ahead is not None:  # taken after the retry: it goes back behind it
+                    self._withdraw(worker)
                 self.queue.put_front(task)
         if ended_elsewhere:
             release(task)
@@ -891,9 +956,10 @@ class Core(Generic[R]):
             refused = self._refuse_line()
             queued = self.queue.drain()
             running = [
-                w.current
+                task
                 for w in self.workers
-                if w.current is not None and w.current.state is RUNNING
+                for task in (w.current, w.ahead)
+                if task is not None and task.state is RUNNING
             ]
             for task in queued:
                 task.state = CANCELLED

@@ -12,7 +12,13 @@ import time
 import types
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
+from concurrent.futures._base import (
+    CANCELLED,
+    CANCELLED_AND_NOTIFIED,
+    FINISHED,
+    PENDING,
+    RUNNING,
+)
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -252,6 +258,16 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
     def cancel(self) -> bool:
         """Cancel the task if it has not started; a queued task ends at once, as cancelled."""
         return self._core.discard(self) or self.cancelled()
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """Mark the task started; `False` if its caller cancelled it first.
+
+        A task claimed ahead of its start and given back unstarted is claimed again: it stays
+        running.
+        """
+        if self._state == RUNNING:
+            return True
+        return super().set_running_or_notify_cancel()
 
     def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
         """Call `fn(future)` when the task ends; an exception it raises is logged, not raised."""

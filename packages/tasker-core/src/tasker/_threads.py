@@ -5,6 +5,7 @@ Everything here is about threads and blocking waits; every decision is the core'
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import threading
@@ -274,12 +275,33 @@ class ThreadRuntime:
 
         A worker that completes a task while others are queued claims its next one in the
         same step (`Core.attempt_succeeded`); it takes a token from the channel only when it
-        did not.
+        did not. A place that sends tasks ahead (`sends_ahead`) gets a `claim` with each call,
+        by which it claims the worker's next task while the current one runs
+        (`Core.claim_ahead`); a task so claimed and left unstarted is queued again.
         """
         core = self._core
         assert core is not None
         succeeded = core.attempt_succeeded
         take = self.take_token
+        if getattr(worker.place, "sends_ahead", False):
+            claim = functools.partial(core.claim_ahead, worker, take)
+            try:
+                return self._serve(core, worker, succeeded, take, claim)
+            finally:
+                if worker.ahead is not None:
+                    core.withdraw(worker)
+        return self._serve(core, worker, succeeded, take, None)
+
+    def _serve(
+        self,
+        core: Core[Any],
+        worker: Worker,
+        succeeded: Callable[..., TaskRecord[Any] | None],
+        take: Callable[[], object],
+        claim: Callable[[], TaskRecord[Any] | None] | None,
+    ) -> bool:
+        """`serve`'s loop."""
+        call = worker.place.call
         task: TaskRecord[Any] | None = None
         while True:
             if task is None:
@@ -291,7 +313,7 @@ class ThreadRuntime:
             start = core.attempt_started(task, worker)
             watch = None if task.timeout is None else self._watch(core, task, start + task.timeout)
             try:
-                result = worker.place.call(task)
+                result = call(task) if claim is None else call(task, claim)
             except BaseException as error:
                 if watch is not None:
                     watch.task = None
@@ -309,7 +331,15 @@ class ThreadRuntime:
                 return False  # idle between two tasks: leave as the policy asks
 
     def _next(self, core: Core[Any], worker: Worker) -> TaskRecord[Any] | None:
-        """Take a token, waiting for one if none is there, and claim its task (see `serve`)."""
+        """Take a token, waiting for one if none is there, and claim its task (see `serve`).
+
+        A task claimed ahead goes first (the attempt before it failed); an `EXIT` met while
+        claiming ahead left `worker.leaving` set, with no token to take.
+        """
+        if worker.ahead is not None:
+            return core.promote(worker)
+        if worker.leaving:
+            return None
         channel = self.channel
         if channel.empty():  # tested first: an idle worker would raise and drop `Empty`
             core.idle_begin()

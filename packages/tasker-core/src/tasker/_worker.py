@@ -14,6 +14,7 @@ class Worker:
     """One worker: its id (new after each replacement), resource, current task and handle."""
 
     __slots__ = (
+        "ahead",
         "burst",
         "current",
         "handle",
@@ -29,6 +30,8 @@ class Worker:
         self.worker_id = worker_id
         self.burst = burst
         self.current: TaskRecord[Any] | None = None
+        # claimed to run after `current` and already handed to a place that sends tasks ahead
+        self.ahead: TaskRecord[Any] | None = None
         self.resource: Any = None
         self.place: Any = None  # where the resource lives (see `tasker.executors.Place`)
         self.handle: Any = None  # the thread or asyncio task running the worker's loop

@@ -57,6 +57,11 @@ class Place(Protocol):
 
     The worker's thread calls `create` once, then `call` for each task, then `destroy` once;
     `interrupt` comes from another thread (a timeout, `kill()`) while `call` runs.
+
+    A place whose class sets `sends_ahead = True` is called as `call(task, claim)`: once the
+    task is on its way it may call `claim()` to take the worker's next task (`None` if none is
+    queued) and send it ahead; that task is the next call's, unless the place is destroyed
+    first (the worker then queues it again, unstarted).
     """
 
     @property

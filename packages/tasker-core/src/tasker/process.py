@@ -21,6 +21,10 @@ exception on the way back. A task runs in the child without the submitter's `con
 `current_task()` there gives its id, attempt, worker and the child's resource, and its
 `cancelled` turns `True` when a timeout or `kill()` asks the task to stop.
 
+While a child runs a task, its worker sends it the next queued one, so the child starts that
+one as soon as the first returns, not after a round trip through the manager (see
+`ProcessPlace.call`, and the executors page for what that task counts as meanwhile).
+
 The default start method is `"spawn"`: a fresh interpreter per child, safe whatever threads the
 manager's process runs (forking a process that has threads may copy a lock held by another
 thread, and deadlock the child). `"forkserver"` starts children faster on Linux with the same
@@ -56,6 +60,7 @@ from tasker.serialization import (
     encode_error,
     encode_result,
     encode_task,
+    failed,
     no_task,
     portable_error,
     task_payload,
@@ -81,7 +86,13 @@ _START_METHODS = ("spawn", "forkserver", "fork")
 _HEADER = struct.Struct("<QqIqB")
 _SEQ = struct.Struct("<Q")
 _PRIORITY, _ONCE = 1, 2
-_OK_NONE = pickle.dumps((True, None))
+_OK_NONE = encode_result(None)
+# after a task failed, the child holds the next task until the manager sends this (one byte: a
+# task message is longer, an empty one tells the child to stop)
+_GO = b"g"
+# the largest task sent ahead while the child runs another: both ends could block writing
+# into full pipes if a large task went ahead of a large result
+_AHEAD_MAX = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,23 +148,39 @@ def _describe_exit(process: BaseProcess) -> str:
 
 
 class _Cancellation:
-    """In the child: which attempt the manager asked to stop (timeout, `kill()`)."""
+    """In the child: which attempts the manager asked to stop (timeout, `kill()`).
 
-    __slots__ = ("_lock", "_running", "flag")
+    A request may come before its attempt begins (a task sent ahead): it is kept until then.
+    """
+
+    __slots__ = ("_all", "_lock", "_requested", "_running", "flag")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running = 0
+        self._requested: set[int] = set()
+        self._all = False
         self.flag = threading.Event()
 
     def begin(self, seq: int) -> None:
         with self._lock:
             self._running = seq
-            self.flag.clear()
+            requested = self._requested
+            if self._all or seq in requested:
+                self.flag.set()
+            else:
+                self.flag.clear()
+            if requested:
+                self._requested = {later for later in requested if later > seq}
 
     def request(self, seq: int | None) -> None:
-        """Stop attempt `seq` (`None`: whatever runs; the manager went away)."""
+        """Stop attempt `seq` (`None`: whatever runs or comes; the manager went away)."""
         with self._lock:
+            if seq is None:
+                self._all = True
+            elif seq > self._running:
+                self._requested.add(seq)
+                return
             if seq is None or seq == self._running:
                 self.flag.set()
 
@@ -198,15 +225,39 @@ def _child_main(  # pragma: no cover - in the child
         conn.send_bytes(encode_error(error))
         return
     conn.send_bytes(_OK_NONE)
-    task = RemoteTask(cancellation, resource)
+    _serve(conn, RemoteTask(cancellation, resource), cancellation)
+    if on_destroy is not None:
+        try:
+            on_destroy(resource)
+        except BaseException as error:
+            with contextlib.suppress(OSError):
+                conn.send_bytes(encode_error(error))
+            return
+    with contextlib.suppress(OSError):
+        conn.send_bytes(_OK_NONE)
+
+
+def _serve(  # pragma: no cover - in the child
+    conn: Connection, task: RemoteTask, cancellation: _Cancellation
+) -> None:
+    """Run the tasks the manager sends, one after the other, until it says stop or goes away."""
+    resource = task.resource
     header_size = _HEADER.size
+    recv, send = conn.recv_bytes, conn.send_bytes
+    hold = False  # the last task failed: the next one waits for the manager's go
+    held = b""
     while True:
         try:
-            message = conn.recv_bytes()
+            message = recv()
         except (EOFError, OSError):  # the manager went away
             message = b""
         if not message:
-            break
+            return  # a task held is dropped: the manager queued it again
+        if hold:
+            if message != _GO:
+                held = message
+                continue
+            hold, message, held = False, held, b""
         seq, task.task_id, task.attempt, worker_id, flags = _HEADER.unpack_from(message)
         task.worker_id = None if worker_id < 0 else worker_id
         task.priority, task.once = bool(flags & _PRIORITY), bool(flags & _ONCE)
@@ -217,19 +268,11 @@ def _child_main(  # pragma: no cover - in the child
         except BaseException as error:
             reply = encode_error(error)
         task.fn, task.args = no_task, ()
+        hold = failed(reply)
         try:
-            conn.send_bytes(reply)
+            send(reply)
         except OSError:  # the manager went away
-            break
-    if on_destroy is not None:
-        try:
-            on_destroy(resource)
-        except BaseException as error:
-            with contextlib.suppress(OSError):
-                conn.send_bytes(encode_error(error))
             return
-    with contextlib.suppress(OSError):
-        conn.send_bytes(_OK_NONE)
 
 
 # ------------------------------------------------------------------------------ the place
@@ -259,6 +302,10 @@ class ProcessPlace:
         self._seq = 0
         self._running = 0  # the attempt under way (its seq), 0 between attempts
         self._kill_at: float | None = None
+        # the task taken ahead (see `call`): its seq once sent, 0 while it waits in the manager
+        self._ahead: TaskRecord[Any] | None = None
+        self._ahead_seq = 0
+        self._hold = False  # the last task failed: the child waits for `_GO` to run the next
 
     # -------------------------------------------------------------- lifecycle
 
@@ -282,7 +329,7 @@ class ProcessPlace:
             control_in.close()
         self._process, self._conn = process, parent
         self._poll = self._poller(parent, process.sentinel)
-        self._receive()  # on_create's outcome: raises what it raised
+        decode_outcome(self._receive())  # on_create's outcome: raises what it raised
 
     def _poller(self, conn: Connection, sentinel: int) -> Callable[[float | None], list[object]]:
         """A wait on the reply, the child's death and (with a grace) an interrupt."""
@@ -318,6 +365,9 @@ class ProcessPlace:
         self._process = self._conn = None
         if process is None or conn is None:
             return
+        # a task sent ahead runs unless the child holds it (the previous one failed)
+        replies = 1 if self._ahead_seq and not self._hold else 0
+        self._ahead, self._ahead_seq = None, 0
         try:
             if process.is_alive():
                 try:
@@ -325,7 +375,7 @@ class ProcessPlace:
                 except OSError:
                     pass
                 else:
-                    self._await_destroy(process, conn)
+                    self._await_destroy(process, conn, replies)
         finally:
             process.join(self._options.stop_grace)
             if process.is_alive():
@@ -337,58 +387,114 @@ class ProcessPlace:
                     end.close()
             process.close()
 
-    def _await_destroy(self, process: BaseProcess, conn: Connection) -> None:
-        if not wait([conn, process.sentinel], self._options.stop_grace):
-            return
-        try:
-            payload = conn.recv_bytes()
-        except (EOFError, OSError):
-            return  # the child died on the way out: nothing to report
+    def _await_destroy(self, process: BaseProcess, conn: Connection, replies: int) -> None:
+        """Wait for `on_destroy`'s outcome, after the `replies` of tasks still under way."""
+        deadline = time.monotonic() + self._options.stop_grace
+        while True:
+            if not wait([conn, process.sentinel], deadline - time.monotonic()):
+                return
+            try:
+                payload = conn.recv_bytes()
+            except (EOFError, OSError):
+                return  # the child died on the way out: nothing to report
+            if not replies:
+                break
+            replies -= 1
         decode_outcome(payload)  # raises on_destroy's exception
 
     # ------------------------------------------------------------------ calls
 
-    def call(self, task: TaskRecord[Any]) -> Any:
+    sends_ahead = True
+    """`call` takes a `claim` and may send the next task ahead (see `call`)."""
+
+    def call(
+        self,
+        task: TaskRecord[Any],
+        claim: Callable[[], TaskRecord[Any] | None] | None = None,
+    ) -> Any:
         """Send the task to the child and wait for its outcome, or for the child's death.
+
+        With `claim`, once the task is on its way the place takes the worker's next task
+        (`claim()`, `None` if there is none) and sends it ahead, so the child starts it as soon
+        as this one returns. That task must be the task of the next `call`, unless the place is
+        destroyed first: the child then drops it if it had not started it (it holds the task
+        behind one that failed until the next `call`), else runs it before `on_destroy`. A
+        child that dies before this task's outcome is back never started the next one.
 
         Plugins' attempt scopes (a tracing span) wrap the whole round trip, in the manager.
         """
         if task._core.observers.task_attempt_context:
-            return task.context.run(call_in_scope, task, None, task.worker_id, self._remote)
-        return self._remote(task, None)
+            # the scope hands its second argument (a place's resource) on: here, `claim`
+            return task.context.run(call_in_scope, task, claim, task.worker_id, self._remote)
+        return self._remote(task, claim)
 
-    def _remote(self, task: TaskRecord[Any], _resource: object = None) -> Any:
-        payload = task_payload(self._dumps, task.fn, task.args)
+    def _remote(
+        self, task: TaskRecord[Any], claim: Callable[[], TaskRecord[Any] | None] | None = None
+    ) -> Any:
         conn = self._conn
         if conn is None:
             raise WorkerCrashedError("the worker's process is gone")
-        worker_id = task.worker_id
-        with self._lock:
-            self._seq = seq = self._seq + 1
-            self._running = seq
-            self._kill_at = None
         try:
-            conn.send_bytes(
-                _HEADER.pack(
-                    seq,
-                    task.task_id,
-                    task.attempt,
-                    -1 if worker_id is None else worker_id,
-                    (_PRIORITY if task.priority else 0) | (_ONCE if task.once else 0),
-                )
-                + payload
-            )
+            if task is self._ahead and self._ahead_seq:  # on its way already
+                seq, self._ahead, self._ahead_seq = self._ahead_seq, None, 0
+            else:
+                assert not self._ahead_seq, "the task sent ahead must be the next call's"
+                self._ahead = None
+                seq = self._send(conn, task, task.attempt, task.worker_id)
+            with self._lock:
+                self._running = seq
+                self._kill_at = None
+            if self._hold:
+                self._hold = False
+                conn.send_bytes(_GO)
+            if claim is not None:
+                self._take_ahead(conn, task, claim)
         except OSError as error:
             raise self._crashed() from error
         if task.cancel_requested:  # a timeout or kill() came before the attempt was under way
             self.interrupt()
         try:
-            return self._receive()
+            payload = self._receive()
         finally:
             with self._lock:
                 self._running = 0
+        if payload[0]:  # failed: the child holds the next task until told to go on
+            self._hold = True
+        return decode_outcome(payload)
 
-    def _receive(self) -> Any:
+    def _send(self, conn: Connection, task: TaskRecord[Any], attempt: int, worker: Any) -> int:
+        """Send a task message; return its seq."""
+        payload = task_payload(self._dumps, task.fn, task.args)
+        self._seq = seq = self._seq + 1
+        conn.send_bytes(
+            _HEADER.pack(
+                seq,
+                task.task_id,
+                attempt,
+                -1 if worker is None else worker,
+                (_PRIORITY if task.priority else 0) | (_ONCE if task.once else 0),
+            )
+            + payload
+        )
+        return seq
+
+    def _take_ahead(
+        self,
+        conn: Connection,
+        task: TaskRecord[Any],
+        claim: Callable[[], TaskRecord[Any] | None],
+    ) -> None:
+        """Claim the worker's next task and send it behind `task`, if it is small enough."""
+        ahead = claim()
+        if ahead is None:
+            return
+        self._ahead = ahead
+        args = ahead.args
+        if len(args) == 1 and args[0].__class__ is EncodedTask and len(args[0].data) <= _AHEAD_MAX:
+            # its attempt is the next one, on this worker (the engine counts it when it starts)
+            self._ahead_seq = self._send(conn, ahead, ahead.attempt + 1, task.worker_id)
+
+    def _receive(self) -> bytes:
         conn, process = self._conn, self._process
         assert conn is not None
         assert process is not None
@@ -399,10 +505,9 @@ class ProcessPlace:
             ready = poll(timeout)
             if conn in ready:
                 try:
-                    payload = conn.recv_bytes()
+                    return conn.recv_bytes()
                 except (EOFError, OSError) as error:
                     raise self._crashed() from error
-                return decode_outcome(payload)
             if sentinel in ready:
                 raise self._crashed()
             if wake is not None and wake in ready:

@@ -40,6 +40,7 @@ __all__ = [
     "encode_error",
     "encode_result",
     "encode_task",
+    "failed",
     "no_task",
     "portable_error",
     "task_payload",
@@ -131,10 +132,19 @@ def _culprit(dumps: Callable[[Any], bytes], fn: Callable[..., Any], args: tuple[
     return f"the task function {_name(fn)!r}"
 
 
+# an outcome on its way back: one status byte, then the pickled result or exception
+_OK, _ERROR = b"\x00", b"\x01"
+
+
+def failed(outcome: bytes) -> bool:
+    """Whether an encoded outcome carries an exception (read without unpickling it)."""
+    return outcome[0] == 1
+
+
 def encode_result(value: Any, fn: object = None) -> bytes:
     """The result of task `fn` on its way back; a `TypeError` naming it if it cannot go."""
     try:
-        return pickle.dumps((True, value), _PROTOCOL)
+        return _OK + pickle.dumps(value, _PROTOCOL)
     except Exception as error:
         of = "" if fn is None else f" of {_name(fn)!r}"
         return encode_error(
@@ -176,16 +186,16 @@ def encode_error(error: BaseException) -> bytes:
         text = "".join(traceback.format_exception(error))
         error.add_note(f"in the worker process:\n{text.rstrip()}")
         try:
-            return pickle.dumps((False, error), _PROTOCOL)
+            return _ERROR + pickle.dumps(error, _PROTOCOL)
         except BaseException:
             error.__notes__.pop()
-    return pickle.dumps((False, portable), _PROTOCOL)
+    return _ERROR + pickle.dumps(portable, _PROTOCOL)
 
 
-def decode_outcome(payload: bytes | memoryview) -> Any:
+def decode_outcome(payload: bytes) -> Any:
     """The result `encode_result` sent, or raise the exception `encode_error` sent."""
-    ok, value = pickle.loads(payload)
-    if ok:
+    value = pickle.loads(memoryview(payload)[1:])
+    if payload[0] == 0:
         return value
     raise value
 
