@@ -256,3 +256,43 @@ class TestAWorkerEndingATaskClaimsItsNext:
         assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
         assert core.try_retire(worker)  # it leaves; the task stays queued for the others
         assert not waiting.running()
+
+    def test_a_task_claimed_ahead_starts_as_the_current_one_completes(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        manager, _ = busy
+        core = manager._core
+        worker = core.new_worker(burst=False)
+        task, start = self._running(manager, worker)
+        ahead: Any = manager.submit(_plus_one, 2)
+        manager.submit(_plus_one, 3)  # queued too: the task claimed ahead still goes first
+        claimed = core.claim_ahead(worker, _take(core))
+        following = core.attempt_succeeded(worker, task, 2, start, _take(core))
+        assert following is not None
+        assert worker.current is following
+        assert worker.ahead is None
+        core.attempt_succeeded(worker, following, 3, core.attempt_started(following, worker))
+        assert ahead.result(0) == 3
+        assert claimed is ahead
+        assert following is ahead
+
+    @pytest.mark.parametrize("after", ["success", "failure"])
+    def test_a_task_claimed_ahead_and_ended_by_kill_never_starts(
+        self, busy: tuple[TaskManager[Any], Any], after: str
+    ) -> None:
+        manager, _ = busy
+        core = manager._core
+        worker = core.new_worker(burst=False)
+        task, start = self._running(manager, worker)
+        ahead: Any = manager.submit(_plus_one, 2)
+        claimed = core.claim_ahead(worker, _take(core))
+        report = manager.kill()
+        assert report.abandoned_tasks == 3  # the held task, the current one, the one ahead
+        assert ahead.cancelled()
+        if after == "success":
+            assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
+        else:  # the worker's loop promotes the task ahead after a failed attempt
+            assert core.promote(worker) is None
+        assert worker.current is None
+        assert worker.ahead is None
+        assert claimed is ahead

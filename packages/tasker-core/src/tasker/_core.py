@@ -414,12 +414,21 @@ class Core(Generic[R]):
                 worker.leaving = True
             return None
 
-    def promote(self, worker: Worker) -> TaskRecord[Any]:
-        """The task `worker` claimed ahead becomes its current one, about to start."""
+    def promote(self, worker: Worker) -> TaskRecord[Any] | None:
+        """The task `worker` claimed ahead becomes its current one, about to start.
+
+        `None` if it ended meanwhile (`kill()`): it never starts.
+        """
         with self._lock:
-            task = worker.ahead
-            assert task is not None
-            worker.current, worker.ahead = task, None
+            return self._promote(worker)
+
+    def _promote(self, worker: Worker) -> TaskRecord[Any] | None:
+        """`promote`, under the lock."""
+        task = worker.ahead
+        worker.ahead = None
+        if task is not None and task.state is not RUNNING:
+            task = None
+        worker.current = task
         return task
 
     def withdraw(self, worker: Worker) -> None:
@@ -588,8 +597,7 @@ class Core(Generic[R]):
         elapsed = _perf() - start
         release(task)
         with self._lock:
-            following = worker.current = worker.ahead  # claimed ahead: starts whatever else
-            worker.ahead = None
+            following = self._promote(worker)  # a task claimed ahead starts, whatever else
             ended = task.state is RUNNING
             if ended:
                 task.state = COMPLETED
