@@ -448,3 +448,22 @@ def test_portable_error_keeps_what_crosses_and_describes_what_cannot() -> None:
     assert described.type_name.endswith("Unpicklable")
     assert described.message == "holds a lock"
     assert "Unpicklable: holds a lock" in described.remote_traceback
+
+
+def test_a_stop_request_for_an_attempt_not_begun_waits_for_it() -> None:
+    from tasker.process import _Cancellation
+
+    cancellation = _Cancellation()
+    cancellation.begin(1)
+    cancellation.request(2)  # for the task sent ahead: the running one carries on
+    assert not cancellation.flag.is_set()
+    cancellation.request(1)
+    assert cancellation.flag.is_set()
+    cancellation.begin(2)  # the request was kept for it
+    assert cancellation.flag.is_set()
+    cancellation.begin(3)
+    assert not cancellation.flag.is_set()
+    cancellation.request(None)  # the manager went away: this one and any later one stop
+    assert cancellation.flag.is_set()
+    cancellation.begin(4)
+    assert cancellation.flag.is_set()
