@@ -6,7 +6,9 @@
 Scenarios, each against its baselines in the same run:
 
 - cpu: 2,000 tasks of ~5 ms of pure-Python work on 2 workers: tasker's process executor,
-  `ProcessPoolExecutor`, loky's reusable executor, and tasker's thread executor (the GIL's cost).
+  the same with `send_ahead=False` (each child waits for a round trip through the manager
+  between two tasks), `ProcessPoolExecutor`, loky's reusable executor, and tasker's thread
+  executor (the GIL's cost).
 - trivial: per-task overhead of a task that returns at once, 2 workers.
 
 Both run three rounds, the variants in turn (the order rotated each round), and report medians:
@@ -88,9 +90,12 @@ def calibrate(seconds: float) -> int:
 
 
 def manager(executor: str, workers: int, **options: Any) -> TaskManager[None]:
+    settings: dict[str, Any] = {}
+    if executor == "process":
+        settings = {"start_method": "spawn", "send_ahead": options.get("send_ahead", True)}
     builder = (
         TaskManager.builder()
-        .with_executor(executor, **({"start_method": "spawn"} if executor == "process" else {}))
+        .with_executor(executor, **settings)
         .with_workers(workers, max_workers=workers)
         .with_resource_pool(0)
         .with_policy("fixed")
@@ -120,9 +125,11 @@ def interleaved(variants: dict[str, Callable[[], float]], rounds: int) -> dict[s
     return {name: statistics.median(values) for name, values in runs.items()}
 
 
-def on_tasker(executor: str, tasks: int, fn: Callable[..., Any], *args: Any) -> float:
+def on_tasker(
+    executor: str, tasks: int, fn: Callable[..., Any], *args: Any, **options: Any
+) -> float:
     """Seconds for `tasks` submissions of `fn(resource, *args)` on a started manager."""
-    with manager(executor, WORKERS) as m:
+    with manager(executor, WORKERS, **options) as m:
         m.queue_task(pid_of)  # started
         return timed(lambda: [f.result() for f in [m.submit(fn, *args) for _ in range(tasks)]])
 
@@ -152,6 +159,7 @@ def cpu(tasks: int, n: int, rounds: int) -> dict[str, float]:
     return interleaved(
         {
             "tasker process": lambda: on_tasker("process", tasks, burn, n),
+            "tasker, none ahead": lambda: on_tasker("process", tasks, burn, n, send_ahead=False),
             "tasker thread": lambda: on_tasker("thread", tasks, burn, n),
             "ProcessPoolExecutor": lambda: on_process_pool(tasks, burn_plain, n),
             "loky": lambda: on_loky(tasks, burn_plain, n),
@@ -308,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  tasker process / ProcessPoolExecutor: "
         f"{cpu_times['tasker process'] / cpu_times['ProcessPoolExecutor']:.2f}; / loky: "
         f"{cpu_times['tasker process'] / cpu_times['loky']:.2f}; thread / process: "
-        f"{cpu_times['tasker thread'] / cpu_times['tasker process']:.2f}"
+        f"{cpu_times['tasker thread'] / cpu_times['tasker process']:.2f}; none ahead / "
+        f"process: {cpu_times['tasker, none ahead'] / cpu_times['tasker process']:.2f}"
     )
     print(f"trivial tasks (us per task, median of {rounds} rounds in turn):")
     for name, us in report["trivial_us_per_task"].items():

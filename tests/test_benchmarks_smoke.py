@@ -130,7 +130,13 @@ def test_the_process_benchmark_runs_and_loses_no_task(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(output.read_text(encoding="utf-8"))
-    assert set(report["cpu"]) == {"tasker process", "tasker thread", "ProcessPoolExecutor", "loky"}
+    assert set(report["cpu"]) == {
+        "tasker process",
+        "tasker, none ahead",
+        "tasker thread",
+        "ProcessPoolExecutor",
+        "loky",
+    }
     assert report["crash"]["tasker lost"] == 0
     assert report["crash"]["tasker failed"] == 0
     assert report["hung"]["caller answered after (s)"] > 0

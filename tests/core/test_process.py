@@ -149,6 +149,11 @@ def count_run(resource: dict[str, int], log: str) -> int:
     return task.attempt
 
 
+def append(resource: dict[str, int], log: str, line: str) -> None:
+    with Path(log).open("a") as lines:
+        lines.write(f"{line}\n")
+
+
 def task_id_of(future: Future[Any]) -> int:
     assert isinstance(future, TaskFuture)
     return future.task_id
@@ -336,6 +341,29 @@ class TestTaskSentAhead:
             (tmp_path / "go").touch()
             assert large.result(60) == first.result(60)
 
+    def test_without_it_a_priority_task_submitted_meanwhile_goes_first(
+        self, tmp_path: Path
+    ) -> None:
+        manager = (
+            TaskManager.builder()
+            .with_executor("process", start_method="spawn", send_ahead=False)
+            .with_resource(make_resource)
+            .with_workers(1, max_workers=1)
+            .with_resource_pool(0)
+            .with_policy("fixed")
+            .build()
+        )
+        log = tmp_path / "runs"
+        with manager:
+            first = manager.submit(wait_for, str(tmp_path / "go"))
+            assert wait_until(first.running)
+            normal = manager.submit(append, str(log), "normal")
+            urgent = manager.submit(append, str(log), "urgent", priority=True)
+            (tmp_path / "go").touch()
+            for future in (first, normal, urgent):
+                future.result(60)
+            assert log.read_text().split() == ["urgent", "normal"]
+
     def test_a_child_dying_before_it_started_gives_it_back_uncounted(self, tmp_path: Path) -> None:
         with manager_for(max_retries=1) as manager:
             first = manager.submit(wait_for, str(tmp_path / "go"), "exit")
@@ -424,6 +452,10 @@ class TestOptions:
             ProcessOptions(start_method="thread")  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="unexpected keyword"):
             TaskManager.builder().with_executor("process", start_methd="spawn")
+
+    def test_sending_ahead_is_a_flag(self) -> None:
+        with pytest.raises(TypeError, match="send_ahead must be True or False"):
+            ProcessOptions(send_ahead="no")  # type: ignore[arg-type]
 
     def test_the_grace_is_checked(self) -> None:
         with pytest.raises(ValueError, match="cancel_grace"):

@@ -109,12 +109,17 @@ class ProcessOptions:
             `current_task().cancelled` and return before its child is killed. `0` (the
             default) kills at once. A task that returns in time keeps its worker's child and
             resource.
+        send_ahead: while a child runs a task, send it the next queued one (the default), so
+            it starts the moment the first returns. `False` leaves every task in the queue
+            until a child is free, so a priority task submitted meanwhile goes first; each
+            task then waits for a round trip through the manager.
     """
 
     start_method: Literal["spawn", "forkserver", "fork"] = "spawn"
     serializer: Serializer = "auto"
     stop_grace: float = 10.0
     cancel_grace: float = 0.0
+    send_ahead: bool = True
 
     def __post_init__(self) -> None:
         if self.start_method not in _START_METHODS:
@@ -129,6 +134,7 @@ class ProcessOptions:
             )
         validate.seconds("stop_grace", self.stop_grace)
         validate.seconds("cancel_grace", self.cancel_grace, allow_zero=True)
+        validate.flag("send_ahead", self.send_ahead)
 
 
 def _describe_exit(process: BaseProcess) -> str:
@@ -292,6 +298,7 @@ class ProcessPlace:
     ) -> None:
         self._options = options
         self._dumps = dumps
+        self.sends_ahead = options.send_ahead  # `call` takes a `claim` (see `call`)
         self._hooks = (on_create, on_destroy)
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
@@ -403,9 +410,6 @@ class ProcessPlace:
         decode_outcome(payload)  # raises on_destroy's exception
 
     # ------------------------------------------------------------------ calls
-
-    sends_ahead = True
-    """`call` takes a `claim` and may send the next task ahead (see `call`)."""
 
     def call(
         self,
