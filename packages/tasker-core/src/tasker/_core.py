@@ -597,7 +597,10 @@ class Core(Generic[R]):
         elapsed = _perf() - start
         release(task)
         with self._lock:
-            following = self._promote(worker)  # a task claimed ahead starts, whatever else
+            if worker.ahead is None:
+                following = worker.current = None
+            else:  # a task claimed ahead starts, whatever else
+                following = self._promote(worker)
             ended = task.state is RUNNING
             if ended:
                 task.state = COMPLETED
@@ -609,9 +612,9 @@ class Core(Generic[R]):
                 if (
                     take is not None
                     and following is None
-                    and (queue.main_depth or queue.priority_depth)
                     and not self._overload  # shedding and admission: `next_task` does them
                     and not (worker.burst and self._retire_quota > 0)  # it may have to leave
+                    and (queue.main_depth or queue.priority_depth)
                 ):
                     token = take()
                     if token is TASK:
