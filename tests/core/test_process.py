@@ -413,6 +413,20 @@ class TestTaskSentAhead:
         assert ahead.cancelled()
         assert manager.join(60)
 
+    def test_kill_tells_it_to_stop_when_the_one_before_returns_in_the_grace(
+        self, tmp_path: Path
+    ) -> None:
+        manager = manager_for(cancel_grace=30, on_destroy=Destroyer(tmp_path))
+        pid = manager.queue_task(pid_of)
+        first = manager.submit(wait_for_cancellation, str(tmp_path))
+        ahead = manager.submit(wait_for_cancellation, str(tmp_path))
+        assert wait_until(ahead.running)
+        assert manager.kill().abandoned_tasks == 2
+        assert manager.join(60)
+        for task in (first, ahead):  # both saw the request and returned: the child was kept
+            assert (tmp_path / f"cancelled-{task_id_of(task)}").exists()
+        assert (tmp_path / f"destroyed-{pid}").exists()
+
     def test_stop_runs_it(self, tmp_path: Path) -> None:
         manager = manager_for()
         first = manager.submit(wait_for, str(tmp_path / "go"))

@@ -372,17 +372,21 @@ class ProcessPlace:
         self._process = self._conn = None
         if process is None or conn is None:
             return
-        # a task sent ahead runs unless the child holds it (the previous one failed)
-        replies = 1 if self._ahead_seq and not self._hold else 0
+        # a task sent ahead and never called (kill() ended it) runs unless the child holds it
+        # (the one before failed): it is asked to stop, as a running task is at kill()
+        dropped = 0 if self._hold else self._ahead_seq
         self._ahead, self._ahead_seq = None, 0
         try:
             if process.is_alive():
+                if dropped and self._control is not None:
+                    with contextlib.suppress(OSError):
+                        self._control.send_bytes(_SEQ.pack(dropped))
                 try:
                     conn.send_bytes(b"")
                 except OSError:
                     pass
                 else:
-                    self._await_destroy(process, conn, replies)
+                    self._await_destroy(process, conn, dropped)
         finally:
             process.join(self._options.stop_grace)
             if process.is_alive():
@@ -394,19 +398,25 @@ class ProcessPlace:
                     end.close()
             process.close()
 
-    def _await_destroy(self, process: BaseProcess, conn: Connection, replies: int) -> None:
-        """Wait for `on_destroy`'s outcome, after the `replies` of tasks still under way."""
-        deadline = time.monotonic() + self._options.stop_grace
-        while True:
-            if not wait([conn, process.sentinel], deadline - time.monotonic()):
+    def _await_destroy(self, process: BaseProcess, conn: Connection, dropped: int) -> None:
+        """Wait for `on_destroy`'s outcome; first for the reply of a `dropped` task, if any.
+
+        A dropped task has the cancel grace to return (it was asked to stop), else its child
+        is killed.
+        """
+        options = self._options
+        watched: list[Any] = [conn, process.sentinel]
+        try:
+            if dropped:
+                if not wait(watched, options.cancel_grace or options.stop_grace):
+                    process.kill()
+                    return
+                conn.recv_bytes()
+            if not wait(watched, options.stop_grace):
                 return
-            try:
-                payload = conn.recv_bytes()
-            except (EOFError, OSError):
-                return  # the child died on the way out: nothing to report
-            if not replies:
-                break
-            replies -= 1
+            payload = conn.recv_bytes()
+        except (EOFError, OSError):
+            return  # the child died on the way out: nothing to report
         decode_outcome(payload)  # raises on_destroy's exception
 
     # ------------------------------------------------------------------ calls
