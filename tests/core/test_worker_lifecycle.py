@@ -193,21 +193,23 @@ class TestAWorkerEndingATaskClaimsItsNext:
             gate.set()
             manager.stop(10)
 
-    def _running(self, manager: TaskManager[Any], worker: Worker) -> Any:
-        """Submit a task and start it on `worker`, as its serve loop would."""
+    def _running(self, manager: TaskManager[Any], *, burst: bool = False) -> Any:
+        """A second worker of `manager`, and a task started on it as its serve loop would.
+
+        Returns the core, the worker, the task and the attempt's start.
+        """
         core = manager._core
+        worker = core.new_worker(burst=burst)
         future: Any = manager.submit(_plus_one, 1)
         task = core.next_task(worker, _take(core)())
         assert task is future
-        return task, core.attempt_started(task, worker)
+        return core, worker, task, core.attempt_started(task, worker)
 
     def test_the_next_queued_task_is_claimed_as_the_last_one_completes(
         self, busy: tuple[TaskManager[Any], Any]
     ) -> None:
         manager, held = busy
-        core = manager._core
-        worker = core.new_worker(burst=False)
-        task, start = self._running(manager, worker)
+        core, worker, task, start = self._running(manager)
         following: Any = manager.submit(_plus_one, 2)
         claimed = core.attempt_succeeded(worker, task, 2, start, _take(core))
         assert task.result(0) == 2
@@ -224,9 +226,7 @@ class TestAWorkerEndingATaskClaimsItsNext:
         self, busy: tuple[TaskManager[Any], Any]
     ) -> None:
         manager, _ = busy
-        core = manager._core
-        worker = core.new_worker(burst=False)
-        task, start = self._running(manager, worker)
+        core, worker, task, start = self._running(manager)
         assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
         assert worker.current is None
         assert not worker.leaving
@@ -235,9 +235,7 @@ class TestAWorkerEndingATaskClaimsItsNext:
         self, busy: tuple[TaskManager[Any], Any]
     ) -> None:
         manager, _ = busy
-        core = manager._core
-        worker = core.new_worker(burst=False)
-        task, start = self._running(manager, worker)
+        core, worker, task, start = self._running(manager)
         core.queue.send(EXIT)
         waiting = manager.submit(_plus_one, 2)
         assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
@@ -248,9 +246,7 @@ class TestAWorkerEndingATaskClaimsItsNext:
         self, busy: tuple[TaskManager[Any], Any]
     ) -> None:
         manager, _ = busy
-        core = manager._core
-        worker = core.new_worker(burst=True)
-        task, start = self._running(manager, worker)
+        core, worker, task, start = self._running(manager, burst=True)
         waiting = manager.submit(_plus_one, 2)
         core._retire_quota = 1
         assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
@@ -261,9 +257,7 @@ class TestAWorkerEndingATaskClaimsItsNext:
         self, busy: tuple[TaskManager[Any], Any]
     ) -> None:
         manager, _ = busy
-        core = manager._core
-        worker = core.new_worker(burst=False)
-        task, start = self._running(manager, worker)
+        core, worker, task, start = self._running(manager)
         ahead: Any = manager.submit(_plus_one, 2)
         manager.submit(_plus_one, 3)  # queued too: the task claimed ahead still goes first
         claimed = core.claim_ahead(worker, _take(core))
@@ -281,9 +275,7 @@ class TestAWorkerEndingATaskClaimsItsNext:
         self, busy: tuple[TaskManager[Any], Any], after: str
     ) -> None:
         manager, _ = busy
-        core = manager._core
-        worker = core.new_worker(burst=False)
-        task, start = self._running(manager, worker)
+        core, worker, task, start = self._running(manager)
         ahead: Any = manager.submit(_plus_one, 2)
         claimed = core.claim_ahead(worker, _take(core))
         report = manager.kill()
