@@ -535,13 +535,13 @@ class TestSilentTraps:
 
 class TestManagerState:
     def test_every_state_has_its_moves_and_the_final_ones_none(self) -> None:
-        from tasker._core import Core
+        from tasker._shutdown import Shutdown
         from tasker.stats import ManagerState
 
-        assert set(Core._MOVES) == set(ManagerState)
-        assert Core._MOVES[ManagerState.STOPPED] == set()
-        assert Core._MOVES[ManagerState.KILLED] == set()
-        assert all(ManagerState.KILLED in moves for moves in list(Core._MOVES.values())[:4])
+        assert set(Shutdown.MOVES) == set(ManagerState)
+        assert Shutdown.MOVES[ManagerState.STOPPED] == set()
+        assert Shutdown.MOVES[ManagerState.KILLED] == set()
+        assert all(ManagerState.KILLED in moves for moves in list(Shutdown.MOVES.values())[:4])
 
     def test_a_stopped_manager_cannot_be_killed_and_a_stopping_one_can(
         self, resources: Resources

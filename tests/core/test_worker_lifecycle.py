@@ -151,9 +151,9 @@ class TestRetirementNeverDropsAToken:
             worker = Worker(0, burst=True)
             core._retire_quota = 1  # the policy asks one idle burst worker to leave
             assert not _leaves(core, worker, TASK)  # its task was cancelled meanwhile
-            assert core.retiring
+            assert core.workforce.retiring
             assert _leaves(core, worker, IDLE)  # its wait ran out: it may leave now
-            assert not core.retiring
+            assert not core.workforce.retiring
 
     def test_an_idle_worker_stays_when_no_retirement_is_asked(self) -> None:
         with TaskManager.builder().with_resource(object).build() as manager:
@@ -199,7 +199,7 @@ class TestAWorkerEndingATaskClaimsItsNext:
         Returns the core, the worker, the task and the attempt's start.
         """
         core = manager._core
-        worker = core.new_worker(burst=burst)
+        worker = core.workforce.new_worker(burst=burst)
         future: Any = manager.submit(_plus_one, 1)
         task = core.next_task(worker, _take(core)())
         assert task is future
@@ -250,7 +250,7 @@ class TestAWorkerEndingATaskClaimsItsNext:
         waiting = manager.submit(_plus_one, 2)
         core._retire_quota = 1
         assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
-        assert core.try_retire(worker)  # it leaves; the task stays queued for the others
+        assert core.workforce.try_retire(worker)  # it leaves; the task stays queued for the others
         assert not waiting.running()
 
     def test_a_task_claimed_ahead_starts_as_the_current_one_completes(
@@ -260,7 +260,7 @@ class TestAWorkerEndingATaskClaimsItsNext:
         core, worker, task, start = self._running(manager)
         ahead: Any = manager.submit(_plus_one, 2)
         manager.submit(_plus_one, 3)  # queued too: the task claimed ahead still goes first
-        claimed = core.claim_ahead(worker, _take(core))
+        claimed = core.ahead.claim(worker, _take(core))
         following = core.attempt_succeeded(worker, task, 2, start, _take(core))
         assert following is not None
         assert worker.current is following
@@ -277,14 +277,14 @@ class TestAWorkerEndingATaskClaimsItsNext:
         manager, _ = busy
         core, worker, task, start = self._running(manager)
         ahead: Any = manager.submit(_plus_one, 2)
-        claimed = core.claim_ahead(worker, _take(core))
+        claimed = core.ahead.claim(worker, _take(core))
         report = manager.kill()
         assert report.abandoned_tasks == 3  # the held task, the current one, the one ahead
         assert ahead.cancelled()
         if after == "success":
             assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
         else:  # the worker's loop promotes the task ahead after a failed attempt
-            assert core.promote(worker) is None
+            assert core.ahead.promote(worker) is None
         assert worker.current is None
         assert worker.ahead is None
         assert claimed is ahead

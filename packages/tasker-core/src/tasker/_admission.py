@@ -1,13 +1,13 @@
 """Submissions waiting for room in a full queue (`with_queue_limit`).
 
 A submission that finds the queues full and may wait joins the line as an `Admission`. The
-core decides everything under its lock: when room frees up (a worker takes a task, a queued
-task is cancelled or shed) it queues the first waiting task itself — priority submissions
-before normal ones, first come first served within each — and marks the admission admitted;
-when the manager stops, is killed or breaks, it gives every admission its refusal. Only then,
-outside the lock, does it wake the waiter. The runtime only waits: a thread blocks on a lock,
-a coroutine awaits a future. Nobody polls, and no waiter is forgotten: each admission leaves
-the line exactly once, admitted, refused, or withdrawn by its own caller.
+engine (`_overload`) decides everything under the core's lock: when room frees up (a worker
+takes a task, a queued task is cancelled or shed) it queues the first waiting task itself —
+priority submissions before normal ones, first come first served within each — and marks the
+admission admitted; when the manager stops, is killed or breaks, it gives every admission its
+refusal. Only then, outside the lock, does it wake the waiter. The runtime only waits: a thread
+blocks on a lock, a coroutine awaits a future. Nobody polls, and no waiter is forgotten: each
+admission leaves the line exactly once, admitted, refused, or withdrawn by its own caller.
 """
 
 from __future__ import annotations

@@ -274,9 +274,9 @@ class AsyncRuntime:
         try:
             woken = await waiter.wait(queued.patience)
         except BaseException:  # the caller was cancelled: nobody will take the future
-            core.interrupted(queued)
+            core.overload.interrupted(queued)
             raise
-        return core.admitted(queued) if woken else core.gave_up(queued)
+        return core.overload.admitted(queued) if woken else core.overload.gave_up(queued)
 
     def interrupt(self, task: TaskRecord[Any]) -> None:
         """Cancel the running attempt of `task`; its worker absorbs the cancellation."""
@@ -484,7 +484,7 @@ class AsyncRuntime:
                 await self._receive_interruption(worker)
             if replace:
                 return True
-            if worker.burst and core.retiring and core.try_retire(worker):
+            if worker.burst and core.workforce.retiring and core.workforce.try_retire(worker):
                 return False  # idle between two tasks: leave as the policy asks
             streak += 1
             if streak == _STREAK:  # whichever way the last tasks went, let the loop run
@@ -524,7 +524,7 @@ class AsyncRuntime:
                         result = await attempt
         except BaseException as error:
             if deadline is not None and deadline.expired():
-                core.attempt_expired(worker, task, start)
+                core.cancellation.attempt_expired(worker, task, start)
                 return _remote(worker)
             return self._failed(core, worker, task, error, start)
         core.attempt_succeeded(worker, task, result, start)
@@ -541,7 +541,7 @@ class AsyncRuntime:
         """An attempt raised: our interruption, a real cancellation of the worker, or a failure."""
         if isinstance(error, asyncio.CancelledError):
             if self._absorb(worker):
-                core.attempt_cancelled(worker, task)
+                core.cancellation.attempt_cancelled(worker, task)
                 return _remote(worker)
             current = asyncio.current_task()
             if current is not None and current.cancelling():

@@ -35,14 +35,29 @@ class ManagerBase(Generic[R]):
 
     def stats(self) -> TaskStats:
         """A live snapshot of workers, queues and the resource pool (cheap; thread-safe)."""
-        return self._core.stats()
+        core = self._core
+        config = core.config
+        workers = list(core.workers)
+        return TaskStats(
+            base_workers=config.workers,
+            active_workers=len(workers),
+            burst_workers=sum(1 for w in workers if w.burst),
+            max_workers=config.max_workers,
+            busy_workers=sum(1 for w in workers if w.current is not None),
+            queued_tasks=core.queue.main_depth,
+            priority_tasks=core.queue.priority_depth,
+            available_resources=core.pool.available,
+            state=core.state,
+            queue_limit=core.overload.limit,
+            waiting_submissions=core.overload.line.waiting,
+        )
 
     def metrics(self) -> TaskMetrics:
         """Task performance: durations with percentiles, recent rates, totals, success rate."""
-        return self._core.metrics()
+        return self._core.telemetry.collector.metrics()
 
     def __repr__(self) -> str:
-        s = self._core.stats()
+        s = self.stats()
         return (
             f"<{type(self).__name__} {self.name!r} {s.state} workers={s.active_workers} "
             f"queued={s.queued_tasks + s.priority_tasks}>"

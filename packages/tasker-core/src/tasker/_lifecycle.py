@@ -115,7 +115,7 @@ def destroy(core: Core[Any], step: Step, worker: Worker | None = None) -> Steps[
     except asyncio.CancelledError:
         raise
     except BaseException as error:  # user code: logged, never raised
-        core.destroy_failed(error, worker)
+        core.telemetry.destroy_failed(worker.worker_id if worker else None, error)
 
 
 # ---------------------------------------------------------------------- manager
@@ -131,7 +131,7 @@ def start_steps(core: Core[Any]) -> Steps[None]:
     cfg = core.config
     startups = []
     for _ in range(cfg.workers):
-        startups.append((yield Step("start_worker", (core.new_worker(burst=False),))))
+        startups.append((yield Step("start_worker", (core.workforce.new_worker(burst=False),))))
     failures = []
     for startup in startups:
         error = yield Step("started", (startup,))
@@ -174,22 +174,22 @@ def supervise_steps(core: Core[Any]) -> Steps[None]:
     """Scale while the manager runs; once it is stopped or killed, finish it."""
     while True:
         yield WAIT_WAKE
-        grow = core.supervisor_tick()
+        grow = core.workforce.supervisor_tick()
         if grow is None:
             break
         for _ in range(grow):
-            yield Step("start_worker", (core.new_worker(burst=True),))
+            yield Step("start_worker", (core.workforce.new_worker(burst=True),))
     yield from finish_steps(core)
 
 
 def finish_steps(core: Core[Any]) -> Steps[None]:
     """Release every worker, destroy the pool, wait for the workers and the `run_task` calls."""
-    workers = core.finish_begin()
+    workers = core.shutdown.finish_begin()
     for resource in core.pool.close():
         yield from destroy(core, Step("destroy_resource", (resource,)))
     yield Step("join_workers", (workers,))
     yield CALLS_FINISHED
-    core.finish_end()
+    core.shutdown.finish_end()
 
 
 # ---------------------------------------------------------------------- workers
@@ -215,14 +215,14 @@ def worker_steps(
             try:
                 replace = yield Step("serve", (worker,))
             finally:
-                place = core.worker_releasing(worker)
+                place = core.workforce.releasing(worker)
                 yield from destroy(core, Step("close_place", (place,)), worker)
             if not replace:
                 return
-            core.worker_replaced(worker)
+            core.workforce.replaced(worker)
     finally:
         started(None)
-        core.worker_exited(worker)
+        core.workforce.exited(worker)
 
 
 def _open(
@@ -231,20 +231,22 @@ def _open(
     """Create the worker's resource; `False` if the worker should leave instead."""
     backoff = core.config.backoff
     failures = 0
-    while not core.shutdown.is_set():
+    while not core.shutdown.leaving.is_set():
         try:
             place = yield OPEN_PLACE
         except asyncio.CancelledError:
             raise
         except BaseException as error:  # user code: any exception is a failed creation
             failures += 1
-            core.creation_failed(worker, error, failures)
+            core.workforce.creation_failed(worker, error, failures)
             if started is not None:
                 started(error)
                 return False
-            if (yield Step("pause", (backoff.delay(failures),))) or core.try_retire(worker):
+            if (yield Step("pause", (backoff.delay(failures),))) or core.workforce.try_retire(
+                worker
+            ):
                 return False
             continue
-        core.worker_ready(worker, place)
+        core.workforce.ready(worker, place)
         return True
     return False

@@ -57,15 +57,15 @@ class TaskState(StrEnum):
                  Core.submit
                      |
                      v
-       +-------> QUEUED --Core.discard / Core.kill / cancel_queued / broken--> CANCELLED
-       |             |                                                        (or FAILED)
-       |     Core.next_task, or Core.attempt_succeeded (a worker claims it)
+       +-------> QUEUED --Cancellation.discard / Shutdown.kill, cancel_queued--> CANCELLED
+       |             |---Workforce.creation_failed (broken) / Overload (shed)--> FAILED
+       |     Core.next_task, Core.attempt_succeeded or Ahead.claim (a worker claims it)
        |             |
        |             v
-       +--------- RUNNING --Core.attempt_succeeded------------------------> COMPLETED
-     Core.attempt_failed |--Core.attempt_failed (no retry)----------------> FAILED
-      (retry)            |--Core.deadline_passed / attempt_expired-------> TIMED_OUT
-                         +--Core.kill / cancel_running (asyncio)----------> CANCELLED
+       +--------- RUNNING --Core.attempt_succeeded----------------------------> COMPLETED
+     Core.attempt_failed |--Core.attempt_failed (no retry)--------------------> FAILED
+      (retry)            |--Cancellation.deadline_passed / attempt_expired----> TIMED_OUT
+                         +--Shutdown.kill / Cancellation.cancel_running-------> CANCELLED
     ```
 
     Every move happens under the engine's lock; a move out of a terminal state never happens,
@@ -258,7 +258,7 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
 
     def cancel(self) -> bool:
         """Cancel the task if it has not started; a queued task ends at once, as cancelled."""
-        return self._core.discard(self) or self.cancelled()
+        return self._core.cancellation.discard(self) or self.cancelled()
 
     def set_running_or_notify_cancel(self) -> bool:
         """Mark the task started; `False` if it ended first (its caller cancelled it).
@@ -473,7 +473,7 @@ class AsyncTaskFuture(asyncio.Future[T], _RecordFields):
         """Cancel the task: ended at once if queued, interrupted if running."""
         if self.done():
             return False
-        return self._core.discard(self) or self._core.cancel_running(self)
+        return self._core.cancellation.discard(self) or self._core.cancellation.cancel_running(self)
 
     def set_running_or_notify_cancel(self) -> bool:
         """Mark the task started; `False` if its caller cancelled it first."""

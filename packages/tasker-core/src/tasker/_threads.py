@@ -133,9 +133,9 @@ class ThreadRuntime:
         try:
             woken = waiter.wait(queued.patience)
         except BaseException:  # interrupted (KeyboardInterrupt): nobody will take the future
-            core.interrupted(queued)
+            core.overload.interrupted(queued)
             raise
-        return core.admitted(queued) if woken else core.gave_up(queued)
+        return core.overload.admitted(queued) if woken else core.overload.gave_up(queued)
 
     def interrupt(self, task: TaskRecord[Any]) -> None:
         """Ask the place running `task` to stop it.
@@ -277,19 +277,19 @@ class ThreadRuntime:
         same step (`Core.attempt_succeeded`); it takes a token from the channel only when it
         did not. A place that sends tasks ahead (`sends_ahead`) gets a `claim` with each call,
         by which it claims the worker's next task while the current one runs
-        (`Core.claim_ahead`); a task so claimed and left unstarted is queued again.
+        (`Ahead.claim`); a task so claimed and left unstarted is queued again.
         """
         core = self._core
         assert core is not None
         succeeded = core.attempt_succeeded
         take = self.take_token
         if getattr(worker.place, "sends_ahead", False):
-            claim = functools.partial(core.claim_ahead, worker, take)
+            claim = functools.partial(core.ahead.claim, worker, take)
             try:
                 return self._serve(core, worker, succeeded, take, claim)
             finally:
                 if worker.ahead is not None:
-                    core.withdraw(worker)
+                    core.ahead.withdraw(worker)
         return self._serve(core, worker, succeeded, take, None)
 
     def _serve(
@@ -327,7 +327,12 @@ class ThreadRuntime:
                 result = None
                 if worker.leaving:
                     return False
-            if task is None and worker.burst and core.retiring and core.try_retire(worker):
+            if (
+                task is None
+                and worker.burst
+                and core.workforce.retiring
+                and core.workforce.try_retire(worker)
+            ):
                 return False  # idle between two tasks: leave as the policy asks
 
     def _next(self, core: Core[Any], worker: Worker) -> TaskRecord[Any] | None:
@@ -337,7 +342,7 @@ class ThreadRuntime:
         claiming ahead left `worker.leaving` set, with no token to take.
         """
         if worker.ahead is not None:
-            return core.promote(worker)
+            return core.ahead.promote(worker)
         if worker.leaving:
             return None
         channel = self.channel
@@ -394,5 +399,7 @@ class ThreadRuntime:
                 heapq.heappop(self._deadlines)
                 task = watch.task
             if task is not None:
-                core.deadline_passed(task, watch.attempt, now - deadline + (task.timeout or 0.0))
+                core.cancellation.deadline_passed(
+                    task, watch.attempt, now - deadline + (task.timeout or 0.0)
+                )
             task = None

@@ -152,14 +152,14 @@ class AsyncTaskManager(ManagerBase[R]):
         """
         timeout = validate.timeout("timeout", timeout)
         core = self._core
-        core.begin_stop()
+        core.shutdown.begin_stop()
         if core.killed or self._in_own_task():
             return await self._runtime.join(0)
         return await self._runtime.join(timeout)
 
     async def kill(self) -> KillReport:
         """Stop now: cancel queued tasks and cancel running ones for real (no waiting)."""
-        return self._core.kill()
+        return self._core.shutdown.kill()
 
     async def join(self, timeout: float | None = None) -> bool:
         """Wait for a stop or kill to finish; `True` once every worker has exited."""
@@ -171,7 +171,7 @@ class AsyncTaskManager(ManagerBase[R]):
         return any(worker.handle is current for worker in self._core.workers)
 
     async def __aenter__(self) -> AsyncTaskManager[R]:
-        self._core.check_open("enter")
+        self._core.shutdown.check_open("enter")
         return self
 
     async def __aexit__(

@@ -164,7 +164,7 @@ class TaskManager(ManagerBase[R]):
         """
         timeout = validate.timeout("timeout", timeout)
         core = self._core
-        core.begin_stop()
+        core.shutdown.begin_stop()
         if core.killed or thread_owner() is core:
             return self._runtime.join(0)
         return self._runtime.join(timeout)
@@ -177,7 +177,7 @@ class TaskManager(ManagerBase[R]):
         returns, its worker destroys its resource and exits. Pooled resources are destroyed
         now. Returns at once, without waiting for running tasks; `join()` waits for them.
         """
-        return self._core.kill()
+        return self._core.shutdown.kill()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for a stop or kill to finish; `True` once every worker has exited."""
@@ -185,7 +185,7 @@ class TaskManager(ManagerBase[R]):
         return self._runtime.join(timeout)
 
     def __enter__(self) -> TaskManager[R]:
-        self._core.check_open("enter")
+        self._core.shutdown.check_open("enter")
         return self
 
     def __exit__(
@@ -218,8 +218,8 @@ class _ExecutorView(concurrent.futures.Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         core = self._manager._core
         if cancel_futures:
-            core.cancel_queued()
+            core.shutdown.cancel_queued()
         if wait:
             self._manager.stop()
         else:
-            core.begin_stop()
+            core.shutdown.begin_stop()
