@@ -574,6 +574,32 @@ class TestObservers:
         outcomes = [f["outcome"] for h, f in recorder.events if h == "task_finished"]
         assert sorted(outcomes) == ["cancelled", "completed"]
 
+    def test_a_task_is_reported_queued_before_any_worker_starts_it(self) -> None:
+        """The task's token goes out after its queued event: an idle worker cannot start it
+        (and report it started) while the submitter is still reporting it queued."""
+
+        class SlowToReport(Recorder):
+            started = threading.Event()
+
+            @tasker.hookimpl
+            def tasker_task_queued(self, manager: str, task: Any) -> None:
+                # long enough for an idle worker handed the task to start it meanwhile
+                self.started.wait(0.2)
+                self._add("task_queued", manager=manager, task_id=task.task_id)
+
+            @tasker.hookimpl
+            def tasker_task_started(self, task: Any, worker_id: int | None) -> None:
+                self._add("task_started", attempt=task.attempt, worker_id=worker_id)
+                self.started.set()
+
+        recorder = SlowToReport()
+        with TaskManager.builder().with_plugins(recorder).with_workers(2).build() as manager:
+            for _ in range(2):
+                recorder.started.clear()
+                assert manager.queue_task(lambda r: 1) == 1
+        names = [n for n in recorder.names() if n in ("task_queued", "task_started")]
+        assert names == ["task_queued", "task_started"] * 2
+
     def test_a_raising_observer_is_logged_and_breaks_nothing(self) -> None:
         recorder, log = Recorder(), EventLog()
         manager = TaskManager.builder().with_plugins(Exploding(), recorder).with_logger(log).build()

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -230,6 +230,33 @@ class TestAWorkerEndingATaskClaimsItsNext:
         assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
         assert worker.current is None
         assert not worker.leaving
+
+    def test_a_worker_finding_nothing_queued_is_counted_idle_in_the_same_step(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        manager, _ = busy
+        core, worker, task, start = self._running(manager)
+        assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
+        assert worker.idle  # its next step is to wait: a submission now is claimed for it
+        claimed: Any = manager.submit(_plus_one, 2)
+        assert claimed.claimed
+        assert core.next_task(worker, _take(core)(), True) is claimed  # it waited for it
+        assert not worker.idle
+        assert not cast(Any, manager.submit(_plus_one, 3)).claimed  # nobody is idle any more
+        core.attempt_succeeded(worker, claimed, 3, core.attempt_started(claimed, worker))
+        assert claimed.result(0) == 3
+
+    def test_a_worker_counted_idle_then_retired_is_counted_out(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        manager, _ = busy
+        core, worker, task, start = self._running(manager, burst=True)
+        assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
+        assert worker.idle
+        core._retire_quota = 1
+        assert core.workforce.try_retire(worker)
+        assert not worker.idle
+        assert not cast(Any, manager.submit(_plus_one, 2)).claimed  # never for a worker gone
 
     def test_an_exit_token_taken_on_the_way_makes_the_worker_leave(
         self, busy: tuple[TaskManager[Any], Any]

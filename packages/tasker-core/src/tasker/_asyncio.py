@@ -420,7 +420,7 @@ class AsyncRuntime:
         The worker counts as idle from here until it hands the token to `next_task`.
         """
         channel = self.channel
-        core.idle_begin()
+        core.idle_begin(worker)
         try:
             if not worker.burst:
                 return await channel.get()
@@ -428,7 +428,7 @@ class AsyncRuntime:
         except TimeoutError:
             return IDLE
         except BaseException:
-            core.idle_end()
+            core.idle_end(worker)
             raise
 
     async def serve(self, worker: Worker) -> bool:

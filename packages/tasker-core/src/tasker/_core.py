@@ -153,42 +153,49 @@ class Core(Generic[R]):
             validate.flags(priority, once)
         if not self.accepting:
             raise self.shutdown.refusal()
-        if timeout is None:
-            timeout = self.config.timeout
-        else:  # math.inf: no limit for this task, whatever the manager's default
-            timeout = validate.time_limit("timeout", timeout)
+        # math.inf: no limit for this task, whatever the manager's default
+        timeout = (
+            self.config.timeout if timeout is None else validate.time_limit("timeout", timeout)
+        )
         if self._prepare is not None:  # raises what cannot cross, in the submitter
             args = self._prepare(fn, args)
         task = self._new_record(self, fn, args, next(self._task_ids), priority, once, timeout)
         with self._lock:
             if not self.accepting:
                 raise self.shutdown.refusal()
-            queued: TaskRecord[Any] | Admission | None
-            if self._limit is not None and self.overload.full():
-                queued = self.overload.line_up(task, patience)
+            full = self._limit is not None and self.overload.full()
+            if full:
+                admission = self.overload.line_up(task, patience)
             else:  # `_enqueue`, written out: this is every task's path
                 self._pending += 1
                 if self._idle > self._claimed:
                     task.claimed = True
                     self._claimed += 1
-                self.queue.put(task)
                 self._collector.record_arrival(task)  # counted before a worker can finish it
-                queued = task
-        if queued is None:
-            raise self.overload.rejected(task)
-        if queued is task and (self.telemetry.extra is not None or self.observers.task_queued):
-            self.telemetry.task_queued(task)
-        return queued
+                self.queue.add(task)
+        if full:
+            return self.overload.lined_up(task, admission)
+        # the token goes last, outside the lock: the worker it wakes finds nothing left to
+        # do in this thread but wait for the outcome
+        try:
+            if self.telemetry.extra is not None or self.observers.task_queued:
+                self.telemetry.task_queued(task)
+        finally:
+            self.queue.channel.put_nowait(TASK)
+        return task
 
-    def idle_begin(self) -> None:
-        """A worker starts waiting for a task token."""
+    def idle_begin(self, worker: Worker) -> None:
+        """`worker` starts waiting for a task token: count it idle (see `submit`)."""
         with self._lock:
             self._idle += 1
+            worker.idle = True
 
-    def idle_end(self) -> None:
-        """A worker stops waiting for a task token."""
+    def idle_end(self, worker: Worker) -> None:
+        """`worker`, counted idle, stops waiting for a task token without taking one."""
         with self._lock:
-            self._idle -= 1
+            if worker.idle:
+                worker.idle = False
+                self._idle -= 1
 
     def task_done(self) -> None:
         """One pending task ended; wake the supervisor when a stop was waiting for it."""
@@ -203,8 +210,8 @@ class Core(Generic[R]):
     ) -> TaskRecord[Any] | None:
         """A worker took `token`: claim the next queued task for it, or `None` (nothing to run).
 
-        `waited`: the worker waited for the token, counted idle since `idle_begin`; it no
-        longer is.
+        `waited`: the worker waited for the token, counted idle since `idle_begin` (or since
+        `attempt_succeeded` found nothing queued); it no longer is.
 
         `None` with `worker.leaving` set means the worker must leave: the token was `EXIT`, or
         its wait ran out (`IDLE`) and the policy retires it. Taking and claiming happen under
@@ -214,11 +221,12 @@ class Core(Generic[R]):
         """
         if token is not TASK:  # never a task's token: a worker leaving must not hold one
             if waited:
-                self.idle_end()
+                self.idle_end(worker)
             worker.leaving = token is EXIT or self.workforce.try_retire(worker)
             return None
         with self._lock:
             if waited:
+                worker.idle = False
                 self._idle -= 1
             task = self.queue.take()
             if self._overload:  # a queue limit or a maximum wait: shed, admit
@@ -335,8 +343,10 @@ class Core(Generic[R]):
         With `take` (the runtime's non-blocking take of a token, `NO_TOKEN` when there is
         none), the worker also claims its next task in the same lock trip, while tasks are
         queued, and gets it back; `None` otherwise (and `worker.leaving` set when the token
-        it took was `EXIT`). Every task then costs two trips of the lock, not three. A task
-        the worker claimed ahead (`Ahead.claim`) is its next one, whatever `take`.
+        it took was `EXIT`). Every task then costs two trips of the lock, not three. When
+        nothing is queued, the worker is counted idle in that same trip, as `idle_begin`
+        would (`worker.idle`): its next step is to wait for a token. A task the worker
+        claimed ahead (`Ahead.claim`) is its next one, whatever `take`.
         """
         elapsed = _perf() - start
         release(task)
@@ -358,15 +368,18 @@ class Core(Generic[R]):
                     and following is None
                     and not self._overload  # shedding and admission: `next_task` does them
                     and not (worker.burst and self._retire_quota > 0)  # it may have to leave
-                    and (queue.main_depth or queue.priority_depth)
                 ):
-                    token = take()
-                    if token is TASK:
-                        following = queue.take()
-                        if following is not None:
-                            self._claim(worker, following)
-                    elif token is EXIT:
-                        worker.leaving = True
+                    if not (queue.main_depth or queue.priority_depth):
+                        self._idle += 1
+                        worker.idle = True
+                    else:
+                        token = take()
+                        if token is TASK:
+                            following = queue.take()
+                            if following is not None:
+                                self._claim(worker, following)
+                        elif token is EXIT:
+                            worker.leaving = True
         if ended:
             self._conclude(task, COMPLETED, result, start - task.queued_at, elapsed)
         if wake:

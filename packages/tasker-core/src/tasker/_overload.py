@@ -59,6 +59,15 @@ class Overload:
         self.line.join(admission)
         return admission
 
+    def lined_up(self, task: TaskRecord[Any], admission: Admission | None) -> Admission:
+        """A submission found the queues full: the admission its caller waits on.
+
+        A submission that may not wait gets `QueueFullError` instead (outside the lock).
+        """
+        if admission is None:
+            raise self.rejected(task)
+        return admission
+
     def rejected(self, task: TaskRecord[Any]) -> QueueFullError:
         """Count a submission refused for want of room; return the error its caller gets."""
         core = self._core

@@ -63,6 +63,14 @@ class TaskQueue:
         (self._priority if task.priority else self._main).append(task)
         self.channel.put_nowait(TASK)
 
+    def add(self, task: TaskRecord[Any]) -> None:
+        """Queue `task` at the back of its queue; its `TASK` token is the caller's to send.
+
+        Until the token is sent, no worker is woken for the task, and no worker that takes
+        tokens without waiting can claim it.
+        """
+        (self._priority if task.priority else self._main).append(task)
+
     def put_front(self, task: TaskRecord[Any]) -> None:
         """Queue `task` at the front of its queue (a retry keeps its turn)."""
         (self._priority if task.priority else self._main).appendleft(task)

@@ -346,14 +346,17 @@ class ThreadRuntime:
         if worker.leaving:
             return None
         channel = self.channel
-        if channel.empty():  # tested first: an idle worker would raise and drop `Empty`
-            core.idle_begin()
+        # tested first: an idle worker would raise and drop `Empty`; a worker whose last task
+        # found nothing queued is counted idle already (`Core.attempt_succeeded`)
+        if worker.idle or channel.empty():
+            if not worker.idle:
+                core.idle_begin(worker)
             try:
                 token = channel.get(timeout=core.config.policy.interval if worker.burst else None)
             except Empty:
                 token = IDLE
             except BaseException:
-                core.idle_end()
+                core.idle_end(worker)
                 raise
             return core.next_task(worker, token, True)  # no longer idle, in the same step
         try:

@@ -18,6 +18,7 @@ class Worker:
         "burst",
         "current",
         "handle",
+        "idle",
         "interrupted",
         "leaving",
         "place",
@@ -35,6 +36,7 @@ class Worker:
         self.resource: Any = None
         self.place: Any = None  # where the resource lives (see `tasker.executors.Place`)
         self.handle: Any = None  # the thread or asyncio task running the worker's loop
+        self.idle = False  # counted idle by the core: waiting, or about to wait, for a token
         self.leaving = False  # told to leave: an `EXIT` token, or retired while idle
         self.interrupted = False  # asyncio: the current attempt was cancelled on purpose
         # while its resource is being made (first, or after a replacement): since when

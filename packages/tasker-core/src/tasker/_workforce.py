@@ -164,6 +164,9 @@ class Workforce:
             if core._retire_quota <= 0 or core.shutdown.leaving.is_set():
                 return False
             core._retire_quota -= 1
+            if worker.idle:  # counted idle, it will wait for no token
+                worker.idle = False
+                core._idle -= 1
             return True
 
     # --------------------------------------------------------------- scaling
