@@ -253,19 +253,19 @@ class TestStandardInterfaces:
             manager.submit(lambda r: (started.set(), gate.wait(10)))
             assert started.wait(10)
             ran: list[int] = []
-            original = concurrent.futures.Future.result
+            original = TaskFuture.result
 
             def interrupted(
                 self: concurrent.futures.Future[object], timeout: float | None = None
             ) -> object:
                 raise KeyboardInterrupt
 
-            concurrent.futures.Future.result = interrupted  # type: ignore[method-assign,assignment]
+            TaskFuture.result = interrupted  # type: ignore[method-assign,assignment]
             try:
                 with pytest.raises(KeyboardInterrupt):
                     manager.queue_task(lambda r: ran.append(1))
             finally:
-                concurrent.futures.Future.result = original  # type: ignore[method-assign]
+                TaskFuture.result = original  # type: ignore[method-assign]
             assert manager.stats().queued_tasks == 0
             gate.set()
         assert ran == []

@@ -4,7 +4,8 @@
 with one condition per task that dominated both the per-task cost and the garbage collector's
 work. This one holds a C reentrant lock and, only while someone waits, a list of waiter locks.
 It offers exactly what `concurrent.futures` uses: the context manager, `acquire`/`release`,
-`wait`, `notify` and `notify_all`. It is reentrant because `concurrent.futures.wait()` calls
+`wait`, `notify` and `notify_all`; `lock`, the C lock itself, is entered with no Python call
+by the hot paths of `TaskFuture`. It is reentrant because `concurrent.futures.wait()` calls
 `Future` methods while holding every future's condition.
 """
 
@@ -21,22 +22,22 @@ __all__ = ["FutureCondition"]
 class FutureCondition:
     """A reentrant condition variable with lazily allocated waiter bookkeeping."""
 
-    __slots__ = ("_lock", "_waiters")
+    __slots__ = ("_waiters", "lock")
 
     def __init__(self) -> None:
-        self._lock = RLock()
+        self.lock = RLock()
         self._waiters: list[Any] | None = None
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the underlying lock."""
-        return self._lock.acquire(blocking, timeout)
+        return self.lock.acquire(blocking, timeout)
 
     def release(self) -> None:
         """Release the underlying lock."""
-        self._lock.release()
+        self.lock.release()
 
     def __enter__(self) -> bool:
-        return self._lock.acquire()
+        return self.lock.acquire()
 
     def __exit__(
         self,
@@ -44,7 +45,7 @@ class FutureCondition:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._lock.release()
+        self.lock.release()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Release the lock, wait for a notification or `timeout`, re-acquire; `True` if woken."""
@@ -53,7 +54,7 @@ class FutureCondition:
         if self._waiters is None:
             self._waiters = []
         self._waiters.append(waiter)
-        saved = self._lock._release_save()  # type: ignore[attr-defined]  # fully, if nested
+        saved = self.lock._release_save()  # type: ignore[attr-defined]  # fully, if nested
         woken = False
         try:
             if timeout is None:
@@ -64,7 +65,7 @@ class FutureCondition:
                 woken = waiter.acquire(False)
             return woken
         finally:
-            self._lock._acquire_restore(saved)  # type: ignore[attr-defined]
+            self.lock._acquire_restore(saved)  # type: ignore[attr-defined]
             if not woken and self._waiters is not None:
                 # ValueError: notified between the timeout and re-acquiring the lock
                 with suppress(ValueError):

@@ -251,6 +251,7 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
         "_waiters",
         *_RECORD_SLOTS,
     )
+    _condition: FutureCondition  # type: ignore[assignment]  # a lean one (see _condition.py)
     _result: Any
     _exception: BaseException | None
     _waiters: list[Any]
@@ -267,16 +268,37 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
         a task claimed ahead of its start and given back unstarted is claimed again with its
         future running: either way this is a cheaper `Future.set_running_or_notify_cancel`.
         """
-        with self._condition:
+        with self._condition.lock:
             if self._state in _STARTABLE:
                 self._state = RUNNING
                 return True
         return False
 
+    def result(self, timeout: float | None = None) -> T:
+        """The task's result, once it has one; raise its error, `CancelledError` or `TimeoutError`.
+
+        `Future.result`, written out: the waiting caller's every step is on the task's path.
+        """
+        condition = self._condition
+        with condition.lock:
+            if self._state not in _ENDED:
+                condition.wait(timeout)
+            state = self._state
+        if state == FINISHED:
+            if self._exception is None:
+                return self._result  # type: ignore[no-any-return]
+            try:
+                raise self._exception
+            finally:
+                del self  # the traceback keeps this frame: not the future too
+        if state in _STARTABLE:  # still waiting: the timeout ran out
+            raise TimeoutError
+        raise CancelledError
+
     def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
         """Call `fn(future)` when the task ends; an exception it raises is logged, not raised."""
         guarded = self._core.telemetry.guard_callback(fn)
-        with self._condition:
+        with self._condition.lock:
             if self._state not in _ENDED:
                 if self._done_callbacks is _NO_CALLBACKS:
                     self._done_callbacks = [guarded]
@@ -286,11 +308,21 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
         guarded(self)
 
     def _resolve(self, result: T) -> bool:
-        """Set the result unless the future already ended (kill() got there first)."""
-        try:
-            self.set_result(result)
-        except InvalidStateError:
-            return False
+        """Set the result unless the future already ended (kill() got there first).
+
+        `Future.set_result`, written out: every completed task's path.
+        """
+        condition = self._condition
+        with condition.lock:
+            if self._state in _ENDED:
+                return False
+            self._result = result
+            self._state = FINISHED
+            for waiter in self._waiters:
+                waiter.add_result(self)
+            condition.notify_all()
+        if self._done_callbacks:
+            self._invoke_callbacks()  # type: ignore[attr-defined]
         return True
 
     def _fail(self, error: BaseException) -> bool:
@@ -309,7 +341,7 @@ class TaskFuture(Future[T], _RecordFields, Generic[T]):
         running, and `concurrent.futures.wait()` / `as_completed()` are notified as usual.
         """
         self.cancel_requested = True
-        with self._condition:
+        with self._condition.lock:
             if self._state in _ENDED:
                 return False
             self._state = CANCELLED_AND_NOTIFIED
@@ -525,7 +557,7 @@ def new_task_future(  # noqa: PLR0917 - hot path: a positional call is cheaper
     Made without `Future.__init__`, whose condition costs more than the lean one used here.
     """
     record: TaskFuture[Any] = _new_object(TaskFuture)
-    record._condition = FutureCondition()  # type: ignore[assignment]
+    record._condition = FutureCondition()
     record._state = PENDING
     record._result = None
     record._exception = None
