@@ -24,7 +24,7 @@ from tasker.executors import AsyncioExecutor, ThreadExecutor
 from tasker.metrics import InMemoryCollector
 from tasker.plugins import OBSERVER_HOOKS, PluginError, Plugins, Registry, reset_plugins
 from tests.drivers import Driver, each_executor
-from tests.helpers import EventLog, SwitchPolicy, missing_key
+from tests.helpers import EventLog, SwitchPolicy, missing_key, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "plugins" / "tasker_example_plugins"
@@ -517,6 +517,39 @@ class Exploding:
         raise RuntimeError("observer bug")
 
 
+def _wait_on(_resource: object, gate: threading.Event) -> bool:
+    return gate.wait(10)
+
+
+class SlowToReport(Recorder):
+    """Takes its time reporting a task queued: long enough for a worker handed the task
+    meanwhile to start it, and report that first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Condition(self.lock)
+        self.started_ids: set[int] = set()
+
+    @tasker.hookimpl
+    def tasker_task_queued(self, manager: str, task: Any) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: task.task_id in self.started_ids, timeout=0.2)
+            self.events.append(("task_queued", {"task_id": task.task_id}))
+
+    @tasker.hookimpl
+    def tasker_task_started(self, task: Any, worker_id: int | None) -> None:
+        with self.changed:
+            self.events.append(("task_started", {"task_id": task.task_id}))
+            self.started_ids.add(task.task_id)
+            self.changed.notify_all()
+
+    def assert_queued_before_started(self, tasks: int) -> None:
+        order = [(h, f["task_id"]) for h, f in self.events if h in ("task_queued", "task_started")]
+        for task_id in {i for _, i in order}:
+            assert [h for h, i in order if i == task_id] == ["task_queued", "task_started"]
+        assert len(order) == 2 * tasks
+
+
 class TestObservers:
     def test_observers_see_the_whole_lifecycle(self) -> None:
         recorder = Recorder()
@@ -577,28 +610,42 @@ class TestObservers:
     def test_a_task_is_reported_queued_before_any_worker_starts_it(self) -> None:
         """The task's token goes out after its queued event: an idle worker cannot start it
         (and report it started) while the submitter is still reporting it queued."""
-
-        class SlowToReport(Recorder):
-            started = threading.Event()
-
-            @tasker.hookimpl
-            def tasker_task_queued(self, manager: str, task: Any) -> None:
-                # long enough for an idle worker handed the task to start it meanwhile
-                self.started.wait(0.2)
-                self._add("task_queued", manager=manager, task_id=task.task_id)
-
-            @tasker.hookimpl
-            def tasker_task_started(self, task: Any, worker_id: int | None) -> None:
-                self._add("task_started", attempt=task.attempt, worker_id=worker_id)
-                self.started.set()
-
         recorder = SlowToReport()
         with TaskManager.builder().with_plugins(recorder).with_workers(2).build() as manager:
             for _ in range(2):
-                recorder.started.clear()
                 assert manager.queue_task(lambda r: 1) == 1
-        names = [n for n in recorder.names() if n in ("task_queued", "task_started")]
-        assert names == ["task_queued", "task_started"] * 2
+        recorder.assert_queued_before_started(2)
+
+    def test_a_task_admitted_from_a_full_queue_is_reported_queued_before_it_starts(
+        self,
+    ) -> None:
+        recorder = SlowToReport()
+        gates = [threading.Event() for _ in range(3)]
+        manager = (
+            TaskManager.builder()
+            .with_plugins(recorder)
+            .with_workers(3)
+            .with_policy("fixed")
+            .with_queue_limit(1)
+            .build()
+        )
+        with manager:
+            held = [manager.submit(_wait_on, gate) for gate in gates]
+            assert wait_until(lambda: manager.stats().busy_workers == 3)
+            queued = manager.submit(lambda r: 2)  # the queue is full
+            late: list[Any] = []
+            waiting = threading.Thread(target=lambda: late.append(manager.submit(lambda r: 3)))
+            waiting.start()
+            assert wait_until(lambda: manager.stats().waiting_submissions == 1)
+            # two workers free up: the one admitting the waiting submission reports it
+            # queued while the other could start it
+            gates[1].set()
+            gates[2].set()
+            waiting.join(10)
+            assert [queued.result(10), late[0].result(10)] == [2, 3]
+            gates[0].set()
+            assert all(h.result(10) for h in held)
+        recorder.assert_queued_before_started(5)
 
     def test_a_raising_observer_is_logged_and_breaks_nothing(self) -> None:
         recorder, log = Recorder(), EventLog()

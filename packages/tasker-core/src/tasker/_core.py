@@ -142,10 +142,11 @@ class Core(Generic[R]):
 
         When the queues are full (`with_queue_limit`), a submission with no `patience` raises
         `QueueFullError`; one that may wait (seconds, `None`: as long as it takes) lines up
-        and gets the `Admission` its runtime waits on (then `admitted`, `gave_up` when its
-        patience runs out, or `interrupted`). A task that finds a worker idle is claimed for
-        it: a later `cancel_queued` leaves it to run, as it would had the worker already
-        picked it up.
+        and gets the `Admission` its runtime waits on (then `Overload.admitted`,
+        `Overload.gave_up` when its patience runs out, or `Overload.interrupted`). A task that
+        finds a worker idle is claimed for it: a later `cancel_queued` leaves it to run, as it
+        would had the worker already picked it up. Its token goes out last, outside the lock,
+        after observers have heard it queued.
         """
         if not callable(fn):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
@@ -166,7 +167,7 @@ class Core(Generic[R]):
             full = self._limit is not None and self.overload.full()
             if full:
                 admission = self.overload.line_up(task, patience)
-            else:  # `_enqueue`, written out: this is every task's path
+            else:  # `Overload._enqueue`, written out: this is every task's path
                 self._pending += 1
                 if self._idle > self._claimed:
                     task.claimed = True

@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from tasker._admission import Admission, Line
+from tasker._queue import TASK
 from tasker._task import TaskState, release
 from tasker.errors import QueueFullError, TaskExpiredError
 
@@ -99,8 +100,8 @@ class Overload:
         if core._idle > core._claimed:
             task.claimed = True
             core._claimed += 1
-        core.queue.put(task)
         core.telemetry.collector.record_arrival(task)
+        core.queue.add(task)  # its token goes out with its caller's release (`wake`)
 
     def refuse(self) -> list[Admission]:
         """The manager no longer accepts work: refuse every waiting submission (under the lock)."""
@@ -110,11 +111,18 @@ class Overload:
         return refused
 
     def wake(self, admissions: list[Admission]) -> None:
-        """Release the callers of admissions just decided (outside the lock)."""
-        telemetry = self._core.telemetry
+        """Release the callers of admissions just decided (outside the lock).
+
+        An admitted task's token goes out here, after its queued event, as `Core.submit`
+        sends a task's token: no worker starts it before observers hear it queued.
+        """
+        core = self._core
         for admission in admissions:
             if admission.admitted:
-                telemetry.task_queued(admission.task)
+                try:
+                    core.telemetry.task_queued(admission.task)
+                finally:
+                    core.queue.channel.put_nowait(TASK)
             admission.waiter.wake()
 
     # ------------------------------------------- what a waiting caller hears

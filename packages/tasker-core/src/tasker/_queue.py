@@ -1,10 +1,11 @@
 """The two task queues (priority and main) behind one wake-up channel.
 
-Every queued task puts one token on a channel (a `queue.SimpleQueue` for threads, an
+Every queued task has one token on a channel (a `queue.SimpleQueue` for threads, an
 `asyncio.Queue` on an event loop); a worker takes a token, then pops the priority queue first
-and the main queue second. A token whose task was removed (cancelled, or drained by `kill()`) finds
-both queues empty and is simply skipped. Control messages travel on the same channel, behind
-the tasks already queued.
+and the main queue second. A new task's token is sent by the engine once the task is queued
+and reported queued (`add`); a retry's goes with it (`put_front`). A token whose task was
+removed (cancelled, or drained by `kill()`) finds both queues empty and is simply skipped.
+Control messages travel on the same channel, behind the tasks already queued.
 
 A cancelled task is not searched for: it is marked ended and stays in its deque until a worker
 pops it and skips it (lazy deletion), so a cancellation costs O(1) at any depth. The engine calls
@@ -57,11 +58,6 @@ class TaskQueue:
         self._dead_priority = 0  # ended tasks still in `_priority`, skipped when met
         self._dead_main = 0
         self.channel = channel
-
-    def put(self, task: TaskRecord[Any]) -> None:
-        """Queue `task` at the back of its queue."""
-        (self._priority if task.priority else self._main).append(task)
-        self.channel.put_nowait(TASK)
 
     def add(self, task: TaskRecord[Any]) -> None:
         """Queue `task` at the back of its queue; its `TASK` token is the caller's to send.

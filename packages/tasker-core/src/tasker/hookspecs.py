@@ -112,6 +112,9 @@ def tasker_register_collectors(registry: Registry[Any]) -> None:
 def tasker_task_queued(manager: str, task: TaskInfo) -> None:
     """A task entered a queue.
 
+    Called in the submitting thread before any worker can take the task, so a task's
+    `tasker_task_started` never comes before its `tasker_task_queued`.
+
     Args:
         manager: the manager's name.
         task: the task (`task_id`, `priority`, `once`, `attempt`).
