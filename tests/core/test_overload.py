@@ -341,14 +341,19 @@ async def test_a_task_that_waited_too_long_fails_with_task_expired(driver: Drive
         assert expired.waited >= 0.02
         assert expired.max_wait == 0.02
     fresh_gate.open()
-    in_time = managed.submit(driver.task(lambda _: "in time"))
-    assert await in_time == "in time"
+    late = 0  # a loaded machine may leave even an idle worker's task waiting too long
+    while True:
+        outcome = (await settle_all(managed.submit(driver.task(lambda _: "in time"))))[0]
+        if not isinstance(outcome, TaskExpiredError) or late == 20:
+            break
+        late += 1
+    assert outcome == "in time"
     assert await managed.stop(10)
     metrics = managed.metrics()
-    assert metrics.total_tasks_shed == 2
+    assert metrics.total_tasks_shed == 2 + late
     assert metrics.total_tasks_failed == 0
     assert metrics.total_tasks_completed == 2
-    assert len(log.named(Event.TASK_SHED)) == 2
+    assert len(log.named(Event.TASK_SHED)) == 2 + late
 
 
 @each_executor
