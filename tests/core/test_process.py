@@ -187,6 +187,12 @@ def manager_for(workers: int = 1, **options: Any) -> TaskManager[dict[str, int]]
     return builder.build()
 
 
+def graceful_manager(tmp_path: Path) -> tuple[TaskManager[dict[str, int]], int]:
+    """A one-child manager giving a killed task 30 s to stop, and its child's pid."""
+    manager = manager_for(cancel_grace=30, on_destroy=Destroyer(tmp_path))
+    return manager, manager.queue_task(pid_of)
+
+
 @pytest.mark.usefixtures("no_orphans")
 class TestProcesses:
     def test_each_worker_owns_a_child_that_holds_its_resource(self, tmp_path: Path) -> None:
@@ -274,8 +280,7 @@ class TestProcesses:
     def test_kill_tells_the_running_task_and_its_child_runs_on_destroy(
         self, tmp_path: Path
     ) -> None:
-        manager = manager_for(cancel_grace=30, on_destroy=Destroyer(tmp_path))
-        pid = manager.queue_task(pid_of)
+        manager, pid = graceful_manager(tmp_path)
         started = manager.submit(wait_for_cancellation, str(tmp_path))
         assert wait_until(started.running)  # claimed by its worker: kill() interrupts it
         assert manager.kill().abandoned_tasks == 1
@@ -416,8 +421,7 @@ class TestTaskSentAhead:
     def test_kill_tells_it_to_stop_when_the_one_before_returns_in_the_grace(
         self, tmp_path: Path
     ) -> None:
-        manager = manager_for(cancel_grace=30, on_destroy=Destroyer(tmp_path))
-        pid = manager.queue_task(pid_of)
+        manager, pid = graceful_manager(tmp_path)
         first = manager.submit(wait_for_cancellation, str(tmp_path))
         ahead = manager.submit(wait_for_cancellation, str(tmp_path))
         assert wait_until(ahead.running)

@@ -222,12 +222,21 @@ class TestAWorkerEndingATaskClaimsItsNext:
         assert held.cancelled()
         assert claimed is following
 
+    def _ended_with_nothing_queued(
+        self, manager: TaskManager[Any], *, burst: bool = False
+    ) -> tuple[Core[Any], Any]:
+        """A second worker of `manager` that has just completed a task with nothing queued.
+
+        The worker is untyped, as `_running`'s: the tests watch its flags change.
+        """
+        core, worker, task, start = self._running(manager, burst=burst)
+        assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
+        return core, worker
+
     def test_nothing_is_claimed_when_nothing_waits(
         self, busy: tuple[TaskManager[Any], Any]
     ) -> None:
-        manager, _ = busy
-        core, worker, task, start = self._running(manager)
-        assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
+        _, worker = self._ended_with_nothing_queued(busy[0])
         assert worker.current is None
         assert not worker.leaving
 
@@ -235,23 +244,22 @@ class TestAWorkerEndingATaskClaimsItsNext:
         self, busy: tuple[TaskManager[Any], Any]
     ) -> None:
         manager, _ = busy
-        core, worker, task, start = self._running(manager)
-        assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
+        core, worker = self._ended_with_nothing_queued(manager)
         assert worker.idle  # its next step is to wait: a submission now is claimed for it
         claimed: Any = manager.submit(_plus_one, 2)
+        future: Any = claimed  # `claimed` is narrowed below; this stays the future
         assert claimed.claimed
         assert core.next_task(worker, _take(core)(), True) is claimed  # it waited for it
         assert not worker.idle
         assert not cast(Any, manager.submit(_plus_one, 3)).claimed  # nobody is idle any more
-        core.attempt_succeeded(worker, claimed, 3, core.attempt_started(claimed, worker))
-        assert claimed.result(0) == 3
+        core.attempt_succeeded(worker, future, 3, core.attempt_started(future, worker))
+        assert future.result(0) == 3
 
     def test_a_worker_counted_idle_then_retired_is_counted_out(
         self, busy: tuple[TaskManager[Any], Any]
     ) -> None:
         manager, _ = busy
-        core, worker, task, start = self._running(manager, burst=True)
-        assert core.attempt_succeeded(worker, task, 2, start, _take(core)) is None
+        core, worker = self._ended_with_nothing_queued(manager, burst=True)
         assert worker.idle
         core._retire_quota = 1
         assert core.workforce.try_retire(worker)
