@@ -28,7 +28,7 @@ from tasker import (
 )
 from tasker.plugins import PluginError
 from tests.drivers import Driver, each_executor
-from tests.helpers import EventLog, Resource, Resources, build, builder
+from tests.helpers import EventLog, Resource, Resources, build, builder, wait_until
 
 hookimpl = pluggy.HookimplMarker("tasker")
 
@@ -92,8 +92,10 @@ class TestIdleWorkersTakeTheirTasks:
     ) -> None:
         gate = threading.Event()
         manager = build(resources, 5)
+        assert wait_until(lambda: len(manager._core._parked) == 5)  # every worker waits
         executor = manager.as_executor()
         futures = [executor.submit(lambda: gate.wait(10)) for _ in range(50)]
+        assert all(f.running() for f in futures[:5])  # handed to a worker as submitted
         executor.shutdown(wait=False, cancel_futures=True)
         gate.set()
         assert manager.join(10)

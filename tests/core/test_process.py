@@ -102,9 +102,10 @@ def about_me(resource: dict[str, int]) -> tuple[int, int, int | None, bool, bool
 
 
 def wait_for_cancellation(resource: dict[str, int], folder: str) -> int:
-    """Sleep until told to stop, leave a mark, return: the child is kept."""
+    """Mark the start, sleep until told to stop, leave a mark, return: the child is kept."""
     task = current_task()
     assert task is not None
+    Path(folder, f"started-{task.task_id}").touch()
     if task.sleep(60):
         Path(folder, f"cancelled-{task.task_id}").touch()
     return os.getpid()
@@ -282,7 +283,7 @@ class TestProcesses:
     ) -> None:
         manager, pid = graceful_manager(tmp_path)
         started = manager.submit(wait_for_cancellation, str(tmp_path))
-        assert wait_until(started.running)  # claimed by its worker: kill() interrupts it
+        assert wait_until((tmp_path / f"started-{task_id_of(started)}").exists)  # in its child
         assert manager.kill().abandoned_tasks == 1
         assert manager.join(60)
         assert (tmp_path / f"cancelled-{task_id_of(started)}").exists()

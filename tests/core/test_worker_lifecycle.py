@@ -14,7 +14,7 @@ from tasker import ResourceCreationError, TaskManager
 from tasker._asyncio import AsyncRuntime
 from tasker._core import Core
 from tasker._lifecycle import ACTIONS, Step, Steps, drive
-from tasker._queue import EXIT, IDLE, TASK
+from tasker._queue import EXIT, TASK
 from tasker._threads import ThreadRuntime
 from tasker._worker import Worker
 from tests.drivers import Driver, each_executor
@@ -144,26 +144,52 @@ class TestRetirementNeverDropsAToken:
     """What a worker does with each token is decided once, in the core, for every runtime."""
 
     def test_a_task_token_never_retires_a_burst_worker_even_when_one_may_retire(self) -> None:
-        # a task token arriving in a blocking wait is not the wait timing out: a worker that
-        # retired holding it would leave its task queued with no token, never run
+        # a task token is not the worker's parked wait running out: a worker that retired
+        # holding it would leave its task queued with no token, never run
         with TaskManager.builder().with_resource(object).build() as manager:
             core = manager._core
-            worker = Worker(0, burst=True)
+            worker = _parkable(Worker(0, burst=True))
             core._retire_quota = 1  # the policy asks one idle burst worker to leave
             assert not _leaves(core, worker, TASK)  # its task was cancelled meanwhile
             assert core.workforce.retiring
-            assert _leaves(core, worker, IDLE)  # its wait ran out: it may leave now
+            assert core.parking.park(worker)
+            assert core.parking.unpark(worker)  # its wait ran out: it may leave now
+            assert core.workforce.try_retire(worker)
             assert not core.workforce.retiring
 
     def test_an_idle_worker_stays_when_no_retirement_is_asked(self) -> None:
         with TaskManager.builder().with_resource(object).build() as manager:
-            worker = Worker(0, burst=True)
-            assert not _leaves(manager._core, worker, IDLE)
+            core = manager._core
+            worker = _parkable(Worker(0, burst=True))
+            assert core.parking.park(worker)
+            assert core.parking.unpark(worker)
+            assert not core.workforce.try_retire(worker)
 
     def test_an_exit_token_makes_any_worker_leave(self) -> None:
         with TaskManager.builder().with_resource(object).build() as manager:
             worker = Worker(0, burst=False)
             assert _leaves(manager._core, worker, EXIT)
+
+
+def _parkable(worker: Worker) -> Worker:
+    """`worker`, given the wait a thread worker parks on, as its serve loop would."""
+    worker.wakeup = threading.Lock()
+    worker.wakeup.acquire()
+    return worker
+
+
+def _woken(core: Core[Any], worker: Worker) -> Any:
+    """What `worker`, back from its parked wait, was woken with."""
+    return core.parking.woken(worker)
+
+
+def _run_handed(core: Core[Any], worker: Worker, handed: Any) -> None:
+    """`worker` wakes once, with `handed`, and runs it as its serve loop would."""
+    assert worker.wakeup.acquire(False)  # woken once...
+    assert _woken(core, worker) is handed  # ...with the task
+    assert not worker.parked
+    core.attempt_succeeded(worker, handed, 3, core.attempt_started(handed, worker))
+    assert handed.result(0) == 3
 
 
 def _plus_one(_resource: object, n: int) -> int:
@@ -199,7 +225,7 @@ class TestAWorkerEndingATaskClaimsItsNext:
         Returns the core, the worker, the task and the attempt's start.
         """
         core = manager._core
-        worker = core.workforce.new_worker(burst=burst)
+        worker = _parkable(core.workforce.new_worker(burst=burst))
         future: Any = manager.submit(_plus_one, 1)
         task = core.next_task(worker, _take(core)())
         assert task is future
@@ -240,31 +266,69 @@ class TestAWorkerEndingATaskClaimsItsNext:
         assert worker.current is None
         assert not worker.leaving
 
-    def test_a_worker_finding_nothing_queued_is_counted_idle_in_the_same_step(
+    def test_a_worker_finding_nothing_queued_is_parked_in_the_same_step(
         self, busy: tuple[TaskManager[Any], Any]
     ) -> None:
         manager, _ = busy
         core, worker = self._ended_with_nothing_queued(manager)
-        assert worker.idle  # its next step is to wait: a submission now is claimed for it
-        claimed: Any = manager.submit(_plus_one, 2)
-        future: Any = claimed  # `claimed` is narrowed below; this stays the future
-        assert claimed.claimed
-        assert core.next_task(worker, _take(core)(), True) is claimed  # it waited for it
-        assert not worker.idle
-        assert not cast(Any, manager.submit(_plus_one, 3)).claimed  # nobody is idle any more
-        core.attempt_succeeded(worker, future, 3, core.attempt_started(future, worker))
-        assert future.result(0) == 3
+        assert worker.parked  # its next step is to wait: a submission now is handed to it
+        handed: Any = manager.submit(_plus_one, 2)
+        assert worker.current is handed
+        assert handed.running()  # its worker's from now on: no cancellation takes it back
+        _run_handed(core, worker, handed)
+        queued: Any = manager.submit(_plus_one, 3)
+        assert not queued.running()  # nobody is parked any more: it is queued
+        assert core.queue.main_depth == 1
 
-    def test_a_worker_counted_idle_then_retired_is_counted_out(
+    def test_a_parked_worker_retired_gets_nothing_handed(
         self, busy: tuple[TaskManager[Any], Any]
     ) -> None:
         manager, _ = busy
         core, worker = self._ended_with_nothing_queued(manager, burst=True)
-        assert worker.idle
+        assert worker.parked
         core._retire_quota = 1
         assert core.workforce.try_retire(worker)
-        assert not worker.idle
-        assert not cast(Any, manager.submit(_plus_one, 2)).claimed  # never for a worker gone
+        assert not worker.parked
+        assert not cast(Any, manager.submit(_plus_one, 2)).running()  # never for a worker gone
+
+    def test_a_parked_worker_woken_as_its_wait_runs_out_takes_its_task(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        manager, _ = busy
+        core, worker = self._ended_with_nothing_queued(manager, burst=True)
+        handed: Any = manager.submit(_plus_one, 2)
+        core._retire_quota = 1
+        assert not core.parking.unpark(worker)  # its wake-up is due: the task is its own
+        assert not core.workforce.try_retire(worker)
+        _run_handed(core, worker, handed)
+
+    def test_a_handed_task_ended_before_its_worker_woke_never_starts(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        manager, held = busy
+        core, worker = self._ended_with_nothing_queued(manager)
+        handed: Any = manager.submit(_plus_one, 2)
+        report = manager.kill()  # it is running as far as kill() can tell: abandoned, counted
+        assert report.abandoned_tasks == 2
+        assert handed.cancelled()
+        assert held.cancelled()
+        assert worker.wakeup.acquire(False)
+        assert _woken(core, worker) is None  # nothing to start
+        assert worker.current is None
+
+    def test_a_task_handed_to_a_worker_leaving_its_wait_is_queued_again(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        manager, _ = busy
+        core, worker = self._ended_with_nothing_queued(manager)
+        handed: Any = manager.submit(_plus_one, 2)
+        core.parking.leave(worker)  # interrupted in its wait, as a thread can be
+        assert worker.current is None
+        assert not worker.parked
+        assert core.queue.main_depth == 1  # unstarted, at the front of its queue
+        report = manager.kill()
+        assert report.cancelled_tasks == 1  # queued, so cancelled; never lost
+        assert handed.cancelled()
 
     def test_an_exit_token_taken_on_the_way_makes_the_worker_leave(
         self, busy: tuple[TaskManager[Any], Any]

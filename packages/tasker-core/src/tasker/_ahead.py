@@ -99,3 +99,5 @@ class Ahead:
         if task is not None and task.state is RUNNING:  # else it ended meanwhile (kill)
             task.state = QUEUED
             self._core.queue.put_front(task)
+            if self._core._parked:
+                self._core.parking.look_locked()

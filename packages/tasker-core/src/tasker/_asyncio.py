@@ -22,7 +22,6 @@ from typing import Any, Generic, TypeVar
 from tasker._admission import Admission
 from tasker._core import Core
 from tasker._lifecycle import Step, Steps, drive, start_steps, supervise_steps, worker_steps
-from tasker._queue import IDLE
 from tasker._run_task import run_task_steps
 from tasker._task import _CURRENT, TaskRecord, new_async_task_future, not_awaitable
 from tasker._worker import Worker
@@ -43,6 +42,41 @@ async def _call_hook(fn: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+class _Wakeup:
+    """A parked worker's wake-up (see `tasker._parking`): released once, maybe before the wait."""
+
+    __slots__ = ("_loop", "_released", "_waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._released = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def release(self) -> None:
+        """Wake the worker (on the loop's thread, as every call into the core)."""
+        self._released = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def acquire(self, timeout: float | None) -> bool:
+        """Wait until released, up to `timeout` seconds; whether it was (and take the release)."""
+        if not self._released:
+            self._waiter = waiter = self._loop.create_future()
+            try:
+                if timeout is None:
+                    await waiter
+                else:
+                    with suppress(TimeoutError):
+                        async with asyncio.timeout(timeout):
+                            await waiter
+            finally:
+                self._waiter = None
+        released = self._released
+        self._released = False
+        return released
 
 
 class _Channel:
@@ -72,6 +106,10 @@ class _Channel:
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+    def empty(self) -> bool:
+        """Whether no token is waiting."""
+        return not self._items
 
     def get_nowait(self) -> object:
         """Pop a token; raise `asyncio.QueueEmpty` if there is none."""
@@ -282,7 +320,7 @@ class AsyncRuntime:
         """Cancel the running attempt of `task`; its worker absorbs the cancellation."""
         assert self._core is not None
         for worker in self._core.workers:
-            if worker.current is task and not worker.interrupted:
+            if worker.current is task and not worker.interrupted and not worker.parked:
                 worker.interrupted = True
                 if worker.place is not None:
                     worker.place.interrupt()  # a remote place stops the attempt where it runs
@@ -414,22 +452,25 @@ class AsyncRuntime:
 
     # ----------------------------------------------------------------- workers
 
-    async def _wait_token(self, core: Core[Any], worker: Worker) -> object:
-        """Wait for a token when none is ready; `IDLE` when an idle burst worker may retire.
+    async def _parked(self, core: Core[Any], worker: Worker) -> TaskRecord[Any] | None:
+        """Park the worker until a task is handed to it (see `tasker._parking`).
 
-        The worker counts as idle from here until it hands the token to `next_task`.
+        `None` when a token is there to take, the worker was woken to take one, or an idle
+        burst worker's wait ran out (`worker.leaving` set if the policy retires it).
         """
-        channel = self.channel
-        core.idle_begin(worker)
+        if not worker.parked and not core.parking.park(worker):
+            return None
+        wakeup = worker.wakeup
         try:
-            if not worker.burst:
-                return await channel.get()
-            return await asyncio.wait_for(channel.get(), core.config.policy.interval)
-        except TimeoutError:
-            return IDLE
+            if not await wakeup.acquire(core.config.policy.interval if worker.burst else None):
+                if core.parking.unpark(worker):  # nothing came for a scaling interval
+                    worker.leaving = core.workforce.try_retire(worker)
+                    return None
+                await wakeup.acquire(None)  # woken just now: the release is there to take
         except BaseException:
-            core.idle_end(worker)
+            core.parking.leave(worker)
             raise
+        return core.parking.woken(worker)
 
     async def serve(self, worker: Worker) -> bool:
         """Run tasks until told to leave (`False`) or the resource turns unhealthy (`True`).
@@ -441,6 +482,7 @@ class AsyncRuntime:
         """
         core = self._core
         assert core is not None
+        worker.wakeup = _Wakeup(asyncio.get_running_loop())
         next_task = core.next_task
         channel = self.channel
         observers = core.observers
@@ -452,8 +494,7 @@ class AsyncRuntime:
                 streak = 0
                 # no attempt runs, so no interruption can come: a cancellation here is
                 # the worker's own (`_receive_interruption` took any late one already)
-                token = await self._wait_token(core, worker)
-                task = next_task(worker, token, True)  # no longer idle, in the same step
+                task = await self._parked(core, worker)
             else:
                 task = next_task(worker, token)
             if task is None:  # told to leave, or its task was cancelled or drained meanwhile

@@ -8,6 +8,7 @@ own, made by `Core` and holding it:
 
 - `Overload` (`_overload`): the queue limit, the submissions waiting for room, shedding.
 - `Ahead` (`_ahead`): a worker's next task, claimed while its current one runs.
+- `Parking` (`_parking`): idle workers, each waiting for a task handed to it.
 - `Cancellation` (`_cancellation`): tasks ended by their caller or their timeout.
 - `Workforce` (`_workforce`): the workers' starts and exits, the broken manager, scaling
   (with `Scaler`, `_scaler`) and retirement.
@@ -17,7 +18,7 @@ own, made by `Core` and holding it:
 - `Telemetry` (`_telemetry`): where every event goes (metrics, collectors, observers, log).
 
 One lock, one set of books: `Core._lock` guards the manager's state, the pending-task count,
-the idle and claimed counts, the retirement quota and the worker list, which all live on
+the parked workers, the retirement quota and the worker list, which all live on
 `Core`; a component changes them only under that lock, and keeps under it the little it holds
 of its own. The queues are lock-free deques (see `_queue`). Every step decides under the lock
 and does its I/O outside it: nothing slow (user code, resource hooks, collectors, loggers)
@@ -39,6 +40,7 @@ from tasker._ahead import Ahead
 from tasker._cancellation import Cancellation
 from tasker._outcome import FailureDecision, decide_failure
 from tasker._overload import Overload
+from tasker._parking import Parking
 from tasker._pool import PoolSlots
 from tasker._queue import EXIT, TASK, TaskQueue
 from tasker._run_task import Calls
@@ -92,8 +94,7 @@ class Core(Generic[R]):
         self.workers: list[Worker] = []
         self._pending = 0  # submitted to the queues and not yet ended
         self._retire_quota = 0  # idle burst workers asked to leave
-        self._idle = 0  # workers waiting for a task token
-        self._claimed = 0  # queued tasks claimed by an idle worker on submission
+        self._parked: list[Worker] = []  # idle workers, each waiting for a task handed to it
         # the lifecycle: one state, moved only by `Shutdown.move`, which also keeps the three
         # reads the hot paths make (`accepting`, `closing`, `killed`) in step with it
         self._state = ManagerState.STARTING
@@ -111,6 +112,7 @@ class Core(Generic[R]):
         # the components, each deciding one part of the engine on these books
         self.overload = Overload(self)
         self.ahead = Ahead(self)
+        self.parking = Parking(self)
         self.cancellation = Cancellation(self)
         self.workforce = Workforce(self)
         self.shutdown = Shutdown(self)
@@ -129,7 +131,7 @@ class Core(Generic[R]):
 
     # ------------------------------------------------------------- submission
 
-    def submit(  # noqa: PLR0917 - every task's path: a positional call is cheaper
+    def submit(  # noqa: PLR0912, PLR0917 - every task's path, written out, called positionally
         self,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
@@ -144,9 +146,9 @@ class Core(Generic[R]):
         `QueueFullError`; one that may wait (seconds, `None`: as long as it takes) lines up
         and gets the `Admission` its runtime waits on (then `Overload.admitted`,
         `Overload.gave_up` when its patience runs out, or `Overload.interrupted`). A task that
-        finds a worker idle is claimed for it: a later `cancel_queued` leaves it to run, as it
-        would had the worker already picked it up. Its token goes out last, outside the lock,
-        after observers have heard it queued.
+        finds a worker parked is handed to it (see `_parking`): it is running from then on,
+        and a later `cancel_queued` leaves it to run. The token, or the parked worker's wake-up,
+        goes out last, outside the lock, after observers have heard the task queued.
         """
         if not callable(fn):
             raise TypeError(f"task must be callable, got {type(fn).__name__}")
@@ -169,34 +171,28 @@ class Core(Generic[R]):
                 admission = self.overload.line_up(task, patience)
             else:  # `Overload._enqueue`, written out: this is every task's path
                 self._pending += 1
-                if self._idle > self._claimed:
-                    task.claimed = True
-                    self._claimed += 1
                 self._collector.record_arrival(task)  # counted before a worker can finish it
-                self.queue.add(task)
+                parked = self._parked
+                if parked:
+                    worker = parked.pop()
+                    self._claim(worker, task)
+                    worker.handoff = task
+                else:
+                    worker = None
+                    self.queue.add(task)
         if full:
             return self.overload.lined_up(task, admission)
-        # the token goes last, outside the lock: the worker it wakes finds nothing left to
-        # do in this thread but wait for the outcome
+        # the token (or the parked worker's wake-up) goes last, outside the lock: the worker
+        # it wakes finds nothing left to do in this thread but wait for the outcome
         try:
             if self.telemetry.extra is not None or self.observers.task_queued:
                 self.telemetry.task_queued(task)
         finally:
-            self.queue.channel.put_nowait(TASK)
+            if worker is None:
+                self.queue.channel.put_nowait(TASK)
+            else:
+                worker.wakeup.release()
         return task
-
-    def idle_begin(self, worker: Worker) -> None:
-        """`worker` starts waiting for a task token: count it idle (see `submit`)."""
-        with self._lock:
-            self._idle += 1
-            worker.idle = True
-
-    def idle_end(self, worker: Worker) -> None:
-        """`worker`, counted idle, stops waiting for a task token without taking one."""
-        with self._lock:
-            if worker.idle:
-                worker.idle = False
-                self._idle -= 1
 
     def task_done(self) -> None:
         """One pending task ended; wake the supervisor when a stop was waiting for it."""
@@ -206,29 +202,21 @@ class Core(Generic[R]):
                 return
         self.wake.set()
 
-    def next_task(
-        self, worker: Worker, token: object = TASK, waited: bool = False
-    ) -> TaskRecord[Any] | None:
+    def next_task(self, worker: Worker, token: object = TASK) -> TaskRecord[Any] | None:
         """A worker took `token`: claim the next queued task for it, or `None` (nothing to run).
 
-        `waited`: the worker waited for the token, counted idle since `idle_begin` (or since
-        `attempt_succeeded` found nothing queued); it no longer is.
-
-        `None` with `worker.leaving` set means the worker must leave: the token was `EXIT`, or
-        its wait ran out (`IDLE`) and the policy retires it. Taking and claiming happen under
-        the lock, so `kill()` sees every task either queued or running, never in between. Tasks
-        that waited longer than `max_queue_wait` are shed on the way; the room taken tasks free
-        goes to submissions waiting for it.
+        `None` with `worker.leaving` set means the worker must leave: the token was `EXIT`.
+        Only `EXIT` makes a worker leave here: one that left holding a task's token would leave
+        its task queued with nobody woken for it (an idle burst worker retires from its parked
+        wait instead, see `tasker._parking`). Taking and claiming happen under the lock, so
+        `kill()` sees every task either queued or running, never in between. Tasks that waited
+        longer than `max_queue_wait` are shed on the way; the room taken tasks free goes to
+        submissions waiting for it.
         """
-        if token is not TASK:  # never a task's token: a worker leaving must not hold one
-            if waited:
-                self.idle_end(worker)
-            worker.leaving = token is EXIT or self.workforce.try_retire(worker)
+        if token is not TASK:
+            worker.leaving = token is EXIT
             return None
         with self._lock:
-            if waited:
-                worker.idle = False
-                self._idle -= 1
             task = self.queue.take()
             if self._overload:  # a queue limit or a maximum wait: shed, admit
                 shed, task, admitted = self.overload.make_room(task)
@@ -251,8 +239,6 @@ class Core(Generic[R]):
             worker.ahead = task
         else:
             worker.current = task
-        if task.claimed:
-            self._claimed -= 1
         if task.attempt == 0:  # its future leaves PENDING before kill() can end it
             task.set_running_or_notify_cancel()
 
@@ -345,9 +331,9 @@ class Core(Generic[R]):
         none), the worker also claims its next task in the same lock trip, while tasks are
         queued, and gets it back; `None` otherwise (and `worker.leaving` set when the token
         it took was `EXIT`). Every task then costs two trips of the lock, not three. When
-        nothing is queued, the worker is counted idle in that same trip, as `idle_begin`
-        would (`worker.idle`): its next step is to wait for a token. A task the worker
-        claimed ahead (`Ahead.claim`) is its next one, whatever `take`.
+        nothing is queued, the worker is parked in that same trip, as `Parking.park` would:
+        its next step is to wait for a task handed to it. A task the worker claimed ahead
+        (`Ahead.claim`) is its next one, whatever `take`.
         """
         elapsed = _perf() - start
         release(task)
@@ -370,10 +356,7 @@ class Core(Generic[R]):
                     and not self._overload  # shedding and admission: `next_task` does them
                     and not (worker.burst and self._retire_quota > 0)  # it may have to leave
                 ):
-                    if not (queue.main_depth or queue.priority_depth):
-                        self._idle += 1
-                        worker.idle = True
-                    else:
+                    if queue.main_depth or queue.priority_depth:
                         token = take()
                         if token is TASK:
                             following = queue.take()
@@ -381,6 +364,9 @@ class Core(Generic[R]):
                                 self._claim(worker, following)
                         elif token is EXIT:
                             worker.leaving = True
+                    elif queue.channel.empty():  # else a token (EXIT) is there to take
+                        self._parked.append(worker)
+                        worker.parked = True
         if ended:
             self._conclude(task, COMPLETED, result, start - task.queued_at, elapsed)
         if wake:
@@ -452,6 +438,8 @@ class Core(Generic[R]):
                 if worker.ahead is not None:  # taken after the retry: it goes back behind it
                     self.ahead.withdraw_locked(worker)
                 self.queue.put_front(task)
+                if self._parked:
+                    self.parking.look_locked()
         if ended_elsewhere:
             release(task)
             if not self.killed:

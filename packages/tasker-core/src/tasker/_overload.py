@@ -6,7 +6,7 @@ room frees up. With `max_queue_wait`, a task that waited longer than that in the
 (failed with `TaskExpiredError`) when a worker takes it, instead of run late.
 
 `Overload` keeps the core's books, not books of its own: it works under the core's lock, on the
-core's queue and counts (`_pending`, `_claimed`), and concludes tasks through the core. Methods
+core's queue and counts (`_pending`, `_parked`), and concludes tasks through the core. Methods
 that say "under the lock" are called with `Core._lock` held; the others take it themselves, and
 wake callers and fail tasks outside it.
 """
@@ -97,9 +97,6 @@ class Overload:
         """Queue a task admitted from the line (under the lock), as `Core.submit` does."""
         core = self._core
         core._pending += 1
-        if core._idle > core._claimed:
-            task.claimed = True
-            core._claimed += 1
         core.telemetry.collector.record_arrival(task)
         core.queue.add(task)  # its token goes out with its caller's release (`wake`)
 
@@ -123,6 +120,7 @@ class Overload:
                     core.telemetry.task_queued(admission.task)
                 finally:
                     core.queue.channel.put_nowait(TASK)
+                    core.parking.tokens_sent()
             admission.waiter.wake()
 
     # ------------------------------------------- what a waiting caller hears
@@ -184,8 +182,6 @@ class Overload:
         taken: TaskRecord[Any] | None = task
         while taken is not None and taken.queued_at < oldest:
             taken.state = FAILED
-            if taken.claimed:
-                core._claimed -= 1
             shed.append(taken)
             taken = core.queue.take()
         core._pending -= len(shed)

@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 
 from tasker._task import TaskRecord, TaskState
 
-__all__ = ["EXIT", "IDLE", "NO_TOKEN", "TASK", "Channel", "TaskQueue"]
+__all__ = ["EXIT", "LOOK", "NO_TOKEN", "TASK", "Channel", "TaskQueue"]
 
 EXIT: Final = object()
 """Control token: the worker that takes it exits."""
@@ -27,15 +27,11 @@ EXIT: Final = object()
 TASK: Final = None
 """The token of a queued task."""
 
+LOOK: Final = object()
+"""Not a token: what a parked worker is woken with when tokens went out (take one)."""
+
 NO_TOKEN: Final = object()
 """Not a token: what a runtime's non-blocking take yields when the channel is empty."""
-
-IDLE: Final = object()
-"""Not a token: what a burst worker's wait yields when no token came for a scaling interval.
-
-Only then may the worker ask to retire: one that left holding a `TASK` token would leave its
-task queued with nobody woken for it.
-"""
 
 _QUEUED = TaskState.QUEUED
 
@@ -45,6 +41,9 @@ class Channel(Protocol):
 
     def put_nowait(self, item: object, /) -> None:
         """Add a token without blocking."""
+
+    def empty(self) -> bool:
+        """Whether no token is waiting (a worker parks only then, see `Core.park`)."""
 
 
 class TaskQueue:
@@ -103,17 +102,12 @@ class TaskQueue:
         else:
             self._dead_main += 1
 
-    def drain(self, *, keep_claimed: bool = False) -> list[TaskRecord[Any]]:
-        """Remove and return every queued task, priority ones first.
-
-        With `keep_claimed`, tasks claimed by an idle worker on submission stay queued.
-        """
+    def drain(self) -> list[TaskRecord[Any]]:
+        """Remove and return every queued task, priority ones first."""
         tasks: list[TaskRecord[Any]] = []
         for queue in (self._priority, self._main):
-            kept = [t for t in queue if t.state is _QUEUED and keep_claimed and t.claimed]
-            tasks += [t for t in queue if t.state is _QUEUED and not (keep_claimed and t.claimed)]
+            tasks += [t for t in queue if t.state is _QUEUED]
             queue.clear()
-            queue.extend(kept)
         self._dead_priority = self._dead_main = 0
         return tasks
 

@@ -102,13 +102,13 @@ class Shutdown:
     def cancel_queued(self) -> int:
         """Stop gracefully, but cancel every queued task first; return how many were cancelled.
 
-        Running tasks finish as usual, and so do tasks claimed by an idle worker when they were
+        Running tasks finish as usual, and so do tasks handed to a parked worker when they were
         submitted (`Executor.shutdown(cancel_futures=True)`).
         """
         self.begin_stop()
         core = self._core
         with core._lock:
-            queued = core.queue.drain(keep_claimed=True)
+            queued = core.queue.drain()
             for task in queued:
                 task.state = TaskState.CANCELLED
             core._pending -= len(queued)
@@ -157,6 +157,7 @@ class Shutdown:
             core._conclude(task, TaskState.CANCELLED)
             core.telemetry.task_abandoned(task)
         core.queue.send(EXIT, live)
+        core.parking.tokens_sent(live)
         core.wake.set()
         report = KillReport(cancelled_tasks=len(queued), abandoned_tasks=len(running))
         core.log(
@@ -178,6 +179,7 @@ class Shutdown:
         # one EXIT per worker; after kill() this repeats its tokens, which is harmless and
         # reaches a burst worker started while kill() was taking its snapshot
         core.queue.send(EXIT, len(workers))
+        core.parking.tokens_sent(len(workers))
         return workers
 
     def finish_end(self) -> None:

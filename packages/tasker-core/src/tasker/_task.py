@@ -54,18 +54,20 @@ class TaskState(StrEnum):
     """Where a task is in its life; the terminal values are the outcomes hooks publish.
 
     ```text
-                 Core.submit
-                     |
-                     v
+                 Core.submit ----------------+
+                     |                       | a worker is parked: handed to it
+                     v                       |
        +-------> QUEUED --Cancellation.discard / Shutdown.kill, cancel_queued--> CANCELLED
        |             |---Workforce.creation_failed (broken) / Overload (shed)--> FAILED
        |     Core.next_task, Core.attempt_succeeded or Ahead.claim (a worker claims it)
-       |             |
-       |             v
-       +--------- RUNNING --Core.attempt_succeeded----------------------------> COMPLETED
-     Core.attempt_failed |--Core.attempt_failed (no retry)--------------------> FAILED
-      (retry)            |--Cancellation.deadline_passed / attempt_expired----> TIMED_OUT
-                         +--Shutdown.kill / Cancellation.cancel_running-------> CANCELLED
+       |             |                       |
+       |             v                       |
+       +--------- RUNNING <------------------+
+       |                 |--Core.attempt_succeeded----------------------------> COMPLETED
+       |                 |--Core.attempt_failed (no retry)--------------------> FAILED
+       |                 |--Cancellation.deadline_passed / attempt_expired----> TIMED_OUT
+       |                 +--Shutdown.kill / Cancellation.cancel_running-------> CANCELLED
+     Core.attempt_failed (retry); unstarted: Ahead.withdraw, Parking.leave
     ```
 
     Every move happens under the engine's lock; a move out of a terminal state never happens,
@@ -92,7 +94,6 @@ class TaskRecord(Protocol[T_co]):
     """What the engine needs of a task, whichever executor runs it."""
 
     state: TaskState
-    claimed: bool
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     task_id: int
@@ -143,7 +144,6 @@ _RECORD_SLOTS = (
     "args",
     "attempt",
     "cancel_requested",
-    "claimed",
     "context",
     "fn",
     "once",
@@ -164,7 +164,6 @@ class _RecordFields:
     __slots__ = ()
     _core: Core[Any]
     state: TaskState
-    claimed: bool
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     task_id: int
@@ -193,7 +192,6 @@ def _init_record(  # noqa: PLR0917 - hot path: a positional call is cheaper
     """Fill the `_RECORD_SLOTS` of a new record: queued now, in the caller's context."""
     record._core = core
     record.state = _QUEUED
-    record.claimed = False
     record.fn = fn
     record.args = args
     record.task_id = task_id

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from tasker._admission import Admission
 from tasker._core import Core
 from tasker._lifecycle import Step, Steps, drive, start_steps, supervise_steps, worker_steps
-from tasker._queue import IDLE, NO_TOKEN
+from tasker._queue import NO_TOKEN
 from tasker._run_task import run_task_steps
 from tasker._task import TaskRecord, new_task_future
 from tasker._worker import Worker
@@ -145,7 +145,7 @@ class ThreadRuntime:
         assert self._core is not None
         for worker in list(self._core.workers):
             place = worker.place
-            if worker.current is task and place is not None:
+            if worker.current is task and place is not None and not worker.parked:
                 place.interrupt()
 
     def wait_killed(self, seconds: float) -> bool:
@@ -281,6 +281,8 @@ class ThreadRuntime:
         """
         core = self._core
         assert core is not None
+        worker.wakeup = wakeup = allocate_lock()
+        wakeup.acquire()
         succeeded = core.attempt_succeeded
         take = self.take_token
         if getattr(worker.place, "sends_ahead", False):
@@ -336,34 +338,36 @@ class ThreadRuntime:
                 return False  # idle between two tasks: leave as the policy asks
 
     def _next(self, core: Core[Any], worker: Worker) -> TaskRecord[Any] | None:
-        """Take a token, waiting for one if none is there, and claim its task (see `serve`).
+        """The worker's next task: claimed ahead, handed to it while parked, or by a token.
 
         A task claimed ahead goes first (the attempt before it failed); an `EXIT` met while
-        claiming ahead left `worker.leaving` set, with no token to take.
+        claiming ahead left `worker.leaving` set, with no token to take. A worker with nothing
+        queued parks (see `tasker._parking`) and waits on its own lock for a task handed to it;
+        `None` when it was woken to take a token, told to leave, or its token's task is gone.
         """
         if worker.ahead is not None:
             return core.ahead.promote(worker)
         if worker.leaving:
             return None
-        channel = self.channel
-        # tested first: an idle worker would raise and drop `Empty`; a worker whose last task
-        # found nothing queued is counted idle already (`Core.attempt_succeeded`)
-        if worker.idle or channel.empty():
-            if not worker.idle:
-                core.idle_begin(worker)
+        # a worker whose last task found nothing queued is parked already
+        # (`Core.attempt_succeeded`); one that is not parks unless a token is there to take
+        if not worker.parked and not core.parking.park(worker):
             try:
-                token = channel.get(timeout=core.config.policy.interval if worker.burst else None)
-            except Empty:
-                token = IDLE
-            except BaseException:
-                core.idle_end(worker)
-                raise
-            return core.next_task(worker, token, True)  # no longer idle, in the same step
+                token = self.channel.get_nowait()
+            except Empty:  # another worker took it meanwhile
+                return None
+            return core.next_task(worker, token)
+        wakeup = worker.wakeup
         try:
-            token = channel.get_nowait()
-        except Empty:  # another worker took it meanwhile
-            return None
-        return core.next_task(worker, token)
+            if not wakeup.acquire(True, core.config.policy.interval if worker.burst else -1):
+                if core.parking.unpark(worker):  # nothing came for a scaling interval
+                    worker.leaving = core.workforce.try_retire(worker)
+                    return None
+                wakeup.acquire()  # woken just now: the wake-up is due
+        except BaseException:
+            core.parking.leave(worker)
+            raise
+        return core.parking.woken(worker)
 
     def take_token(self) -> object:
         """Take a token without waiting; `NO_TOKEN` if there is none."""

@@ -18,12 +18,14 @@ class Worker:
         "burst",
         "current",
         "handle",
-        "idle",
+        "handoff",
         "interrupted",
         "leaving",
+        "parked",
         "place",
         "resource",
         "starting_since",
+        "wakeup",
         "worker_id",
     )
 
@@ -36,8 +38,12 @@ class Worker:
         self.resource: Any = None
         self.place: Any = None  # where the resource lives (see `tasker.executors.Place`)
         self.handle: Any = None  # the thread or asyncio task running the worker's loop
-        self.idle = False  # counted idle by the core: waiting, or about to wait, for a token
         self.leaving = False  # told to leave: an `EXIT` token, or retired while idle
+        # an idle worker parks (see `tasker._parking`): its own wake-up, of its runtime's kind,
+        # and what the one who took it off the parked list left for it (a task, or `LOOK`)
+        self.wakeup: Any = None
+        self.parked = False  # parked, and not yet back from its wait
+        self.handoff: Any = None
         self.interrupted = False  # asyncio: the current attempt was cancelled on purpose
         # while its resource is being made (first, or after a replacement): since when
         self.starting_since: float | None = time.monotonic()

@@ -163,10 +163,12 @@ class Workforce:
         with core._lock:
             if core._retire_quota <= 0 or core.shutdown.leaving.is_set():
                 return False
+            if worker.handoff is not None:  # woken for a task or a token: it must take it
+                return False
             core._retire_quota -= 1
-            if worker.idle:  # counted idle, it will wait for no token
-                worker.idle = False
-                core._idle -= 1
+            if worker.parked:  # parked by its last task and not woken: it waits for nothing
+                worker.parked = False
+                core._parked.remove(worker)
             return True
 
     # --------------------------------------------------------------- scaling
