@@ -280,6 +280,20 @@ class TestAWorkerEndingATaskClaimsItsNext:
         assert not queued.running()  # nobody is parked any more: it is queued
         assert core.queue.main_depth == 1
 
+    def test_the_worker_parked_longest_is_handed_the_next_task(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        # the one parked last may not be asleep yet: waking it would wait for it to get there
+        manager, _ = busy
+        core, first, first_task, first_start = self._running(manager)
+        _, second, second_task, second_start = self._running(manager)
+        assert core.attempt_succeeded(first, first_task, 2, first_start, _take(core)) is None
+        assert core.attempt_succeeded(second, second_task, 2, second_start, _take(core)) is None
+        handed: Any = manager.submit(_plus_one, 2)
+        assert first.current is handed
+        assert second.current is None
+        _run_handed(core, first, handed)
+
     def test_a_parked_worker_retired_gets_nothing_handed(
         self, busy: tuple[TaskManager[Any], Any]
     ) -> None:

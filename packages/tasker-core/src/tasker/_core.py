@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -94,7 +95,8 @@ class Core(Generic[R]):
         self.workers: list[Worker] = []
         self._pending = 0  # submitted to the queues and not yet ended
         self._retire_quota = 0  # idle burst workers asked to leave
-        self._parked: list[Worker] = []  # idle workers, each waiting for a task handed to it
+        # idle workers, each waiting for a task handed to it, longest-waiting first
+        self._parked: deque[Worker] = deque()
         # the lifecycle: one state, moved only by `Shutdown.move`, which also keeps the three
         # reads the hot paths make (`accepting`, `closing`, `killed`) in step with it
         self._state = ManagerState.STARTING
@@ -174,7 +176,7 @@ class Core(Generic[R]):
                 self._collector.record_arrival(task)  # counted before a worker can finish it
                 parked = self._parked
                 if parked:
-                    worker = parked.pop()
+                    worker = parked.popleft()
                     self._claim(worker, task)
                     worker.handoff = task
                 else:

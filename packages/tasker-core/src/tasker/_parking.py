@@ -10,6 +10,9 @@ under the core's lock, leaves it what to do in `Worker.handoff` first:
   queued tasks takes it back;
 - `LOOK`: tokens went out (a retry, `EXIT`, an admitted submission; see `tokens_sent`), take one.
 
+The worker that has waited longest is woken first, as a shared queue of waiters would: the
+one that parked last may not be asleep yet, and waking it would only wait for it to get there.
+
 Nothing is ever queued while a worker is parked: a worker parks only when the queues and the
 token channel are empty, under the lock, and a submission that finds a parked worker hands its
 task over instead of queuing it. A token sent while workers are parked wakes one of them.
@@ -78,7 +81,7 @@ class Parking:
         """`tokens_sent`, under the lock."""
         parked = self._core._parked
         for _ in range(min(count, len(parked))):
-            worker = parked.pop()
+            worker = parked.popleft()
             worker.handoff = LOOK
             worker.wakeup.release()
 
