@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from typing import Any
 
+import pluggy
+import pytest
+
 from tasker import TaskManager
+from tasker._asyncio import _Wakeup
+from tasker._parking import Parking
 from tasker._task import TaskState
 from tests.drivers import Driver, on_executors
 from tests.helpers import Resources, builder, wait_until
 
 LOCAL = ["thread", "asyncio"]
+hookimpl = pluggy.HookimplMarker("tasker")
 
 
 async def _all_parked(managed: Any, workers: int) -> None:
@@ -99,6 +106,79 @@ class TestAsyncioCancellation:
         asyncio.run(asyncio.wait_for(main(), 30))
         assert started == [2]
         resources.assert_all_destroyed_once()
+
+    def test_a_handed_task_cancelled_then_left_unstarted_ends_once(self) -> None:
+        resources = Resources()
+
+        async def main() -> None:
+            manager = await builder(resources, 1).with_executor("asyncio").build()
+            core = manager._core
+            gate = asyncio.Event()
+
+            async def held(_: Any) -> None:
+                await asyncio.wait_for(gate.wait(), 10)
+
+            busy = manager.submit(held)  # the real worker is held: the test plays a parked one
+            worker = core.workforce.new_worker(burst=False)
+            worker.wakeup = _Wakeup(asyncio.get_running_loop())
+            assert core.parking.park(worker)
+            handed: Any = manager.submit(held)
+            assert worker.current == handed  # handed to the parked worker
+            assert handed.cancel()  # its worker is parked: nothing to interrupt
+            core.parking.leave(worker)  # and it leaves without waking: the task is done with
+            assert worker.current is None
+            core.workforce.exited(worker)
+            gate.set()
+            await busy
+            assert await manager.stop(5)  # nothing left pending
+            assert handed.cancelled()
+
+        asyncio.run(asyncio.wait_for(main(), 30))
+        resources.assert_all_destroyed_once()
+
+
+def test_a_worker_waits_for_a_token_still_owed_rather_than_spin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the submitter of a queued task sends its token after telling observers it is queued: a
+    # worker finding the task queued and no token yet waits for the token
+    owed, sent = threading.Event(), threading.Event()
+
+    class SlowToHear:
+        @hookimpl
+        def tasker_task_queued(self, manager: str, task: Any) -> None:
+            if task.task_id == 2:
+                owed.set()
+                assert sent.wait(10)
+
+    parks = 0
+    park = Parking.park
+
+    def counted(self: Parking, worker: Any) -> bool:
+        nonlocal parks
+        parks += 1
+        return park(self, worker)
+
+    manager = builder(Resources(), 1).with_plugins(SlowToHear()).build()
+    try:
+        gate = threading.Event()
+        first = manager.submit(lambda r: gate.wait(10))
+        second: list[Any] = []
+        submitter = threading.Thread(target=lambda: second.append(manager.submit(lambda r: 2)))
+        submitter.start()
+        assert owed.wait(10)  # queued, its token not sent yet
+        monkeypatch.setattr(Parking, "park", counted)
+        gate.set()
+        assert first.result(10)
+        threading.Event().wait(0.1)  # a spinning worker would park thousands of times here
+        assert parks <= 2
+        sent.set()
+        submitter.join(10)
+        assert second[0].result(10) == 2
+    finally:
+        sent.set()
+        gate.set()
+        manager.stop(10)
 
 
 def test_a_thread_manager_parks_every_idle_worker() -> None:

@@ -280,19 +280,64 @@ class TestAWorkerEndingATaskClaimsItsNext:
         assert not queued.running()  # nobody is parked any more: it is queued
         assert core.queue.main_depth == 1
 
+    def _two_parked(self, manager: TaskManager[Any]) -> tuple[Core[Any], Any, Any]:
+        """Two more workers of `manager`, parked in turn as each ends a task."""
+        core, first, first_task, first_start = self._running(manager)
+        _, second, second_task, second_start = self._running(manager)
+        assert core.attempt_succeeded(first, first_task, 2, first_start, _take(core)) is None
+        assert core.attempt_succeeded(second, second_task, 2, second_start, _take(core)) is None
+        return core, first, second
+
     def test_the_worker_parked_longest_is_handed_the_next_task(
         self, busy: tuple[TaskManager[Any], Any]
     ) -> None:
         # the one parked last may not be asleep yet: waking it would wait for it to get there
         manager, _ = busy
-        core, first, first_task, first_start = self._running(manager)
-        _, second, second_task, second_start = self._running(manager)
-        assert core.attempt_succeeded(first, first_task, 2, first_start, _take(core)) is None
-        assert core.attempt_succeeded(second, second_task, 2, second_start, _take(core)) is None
+        core, first, second = self._two_parked(manager)
         handed: Any = manager.submit(_plus_one, 2)
         assert first.current is handed
         assert second.current is None
         _run_handed(core, first, handed)
+
+    def test_tokens_sent_as_a_worker_parks_wake_it(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        # `kill()` and the finish send their EXIT tokens, then wake parked workers: a worker
+        # parking at that moment, having found the channel empty, must not be missed
+        manager, _ = busy
+        core = manager._core
+        late = _parkable(core.workforce.new_worker(burst=False))
+        with core._lock:  # as `park` holds it, between its look at the channel and its append
+            sender = threading.Thread(target=core.parking.tokens_sent)
+            sender.start()
+            sender.join(0.2)
+            assert sender.is_alive()  # it waits for the lock, whatever it saw
+            core._parked.append(late)
+            late.parked = True
+        sender.join(10)
+        assert late.wakeup.acquire(False)  # woken, to take a token
+        assert _woken(core, late) is None
+
+    def test_a_worker_leaving_its_wait_passes_a_look_on(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        manager, _ = busy
+        core, first, second = self._two_parked(manager)
+        core.parking.tokens_sent()  # wakes the first...
+        core.parking.leave(first)  # ...which leaves without taking a token: the second goes
+        assert second.wakeup.acquire(False)
+        assert _woken(core, second) is None
+        assert not core._parked
+
+    def test_a_worker_that_exits_parked_is_handed_nothing(
+        self, busy: tuple[TaskManager[Any], Any]
+    ) -> None:
+        manager, _ = busy
+        core, worker = self._ended_with_nothing_queued(manager)
+        core.workforce.exited(worker)
+        assert not worker.parked
+        assert not core._parked
+        assert not cast(Any, manager.submit(_plus_one, 2)).running()  # queued for the living
 
     def test_a_parked_worker_retired_gets_nothing_handed(
         self, busy: tuple[TaskManager[Any], Any]

@@ -165,35 +165,40 @@ class Core(Generic[R]):
         if self._prepare is not None:  # raises what cannot cross, in the submitter
             args = self._prepare(fn, args)
         task = self._new_record(self, fn, args, next(self._task_ids), priority, once, timeout)
-        with self._lock:
-            if not self.accepting:
-                raise self.shutdown.refusal()
-            full = self._limit is not None and self.overload.full()
-            if full:
-                admission = self.overload.line_up(task, patience)
-            else:  # `Overload._enqueue`, written out: this is every task's path
-                self._pending += 1
-                self._collector.record_arrival(task)  # counted before a worker can finish it
-                parked = self._parked
-                if parked:
-                    worker = parked.popleft()
-                    self._claim(worker, task)
-                    worker.handoff = task
-                else:
-                    worker = None
-                    self.queue.add(task)
-        if full:
-            return self.overload.lined_up(task, admission)
-        # the token (or the parked worker's wake-up) goes last, outside the lock: the worker
-        # it wakes finds nothing left to do in this thread but wait for the outcome
+        # once the task is queued or handed over, its token or its worker's wake-up goes out
+        # whatever happens (`finally`), last, outside the lock: the worker it wakes finds
+        # nothing left to do in this thread but wait for the outcome
+        wakeup = None  # the wake-up of the parked worker the task is handed to
+        queued = False
         try:
+            with self._lock:
+                if not self.accepting:
+                    raise self.shutdown.refusal()
+                full = self._limit is not None and self.overload.full()
+                if full:
+                    admission = self.overload.line_up(task, patience)
+                else:  # `Overload._enqueue`, written out: this is every task's path
+                    self._pending += 1
+                    self._collector.record_arrival(task)  # counted before a worker ends it
+                    parked = self._parked
+                    if parked:
+                        worker = parked.popleft()
+                        self._claim(worker, task)
+                        worker.handoff = task
+                        wakeup = worker.wakeup
+                    else:
+                        self.queue.add(task)
+                    queued = True
+            if full:
+                return self.overload.lined_up(task, admission)
             if self.telemetry.extra is not None or self.observers.task_queued:
                 self.telemetry.task_queued(task)
         finally:
-            if worker is None:
-                self.queue.channel.put_nowait(TASK)
-            else:
-                worker.wakeup.release()
+            if queued:
+                if wakeup is None:
+                    self.queue.channel.put_nowait(TASK)
+                else:
+                    wakeup.release()
         return task
 
     def task_done(self) -> None:

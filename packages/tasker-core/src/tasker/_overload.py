@@ -120,7 +120,8 @@ class Overload:
                     core.telemetry.task_queued(admission.task)
                 finally:
                     core.queue.channel.put_nowait(TASK)
-                    core.parking.tokens_sent()
+                    if core._parked:  # its task is queued: no worker parks until it is taken
+                        core.parking.tokens_sent()
             admission.waiter.wake()
 
     # ------------------------------------------- what a waiting caller hears

@@ -71,11 +71,13 @@ class Parking:
             return True
 
     def tokens_sent(self, count: int = 1) -> None:
-        """Tokens just went out: wake up to `count` parked workers to take them."""
-        core = self._core
-        if core._parked:  # read unlocked: a worker parks only on an empty channel
-            with core._lock:
-                self.look_locked(count)
+        """Tokens just went out: wake up to `count` parked workers to take them.
+
+        Under the lock, always: a worker may be parking right now, having found the channel
+        empty just before the tokens went out.
+        """
+        with self._core._lock:
+            self.look_locked(count)
 
     def look_locked(self, count: int = 1) -> None:
         """`tokens_sent`, under the lock."""
@@ -104,9 +106,11 @@ class Parking:
         return task
 
     def leave(self, worker: Worker) -> None:
-        """A parked worker leaves without waiting for its wake-up (its wait was interrupted).
+        """`worker` leaves its parked wait without its wake-up (interrupted, or leaving).
 
-        A task handed to it meanwhile goes back to the front of its queue, unstarted.
+        What it was woken for goes to another: a task handed to it goes back to the front of
+        its queue, unstarted, and a `LOOK` to the next parked worker. A task handed to it and
+        ended meanwhile is done with, as `woken` would.
         """
         core = self._core
         with core._lock:
@@ -115,9 +119,16 @@ class Parking:
             if worker.parked and handed is None:
                 core._parked.remove(worker)
             worker.parked = False
-            if handed is not None and handed is not LOOK:
+            if handed is None:
+                return
+            if handed is LOOK:
+                self.look_locked()
+                return
+            if handed.state is RUNNING:
                 worker.current = None
-                if handed.state is RUNNING:  # else it ended meanwhile (kill)
-                    handed.state = QUEUED
-                    core.queue.put_front(handed)
-                    self.look_locked()
+                handed.state = QUEUED
+                core.queue.put_front(handed)
+                self.look_locked()
+                return
+        release(handed)
+        core._end_attempt(worker, handed, handed.state)

@@ -350,10 +350,14 @@ class ThreadRuntime:
         if worker.leaving:
             return None
         # a worker whose last task found nothing queued is parked already
-        # (`Core.attempt_succeeded`); one that is not parks unless a token is there to take
+        # (`Core.attempt_succeeded`); one that is not parks unless a token is there to take,
+        # or owed (a task is queued, and its submitter has yet to send its token): it waits
+        # for one then, rather than spin
         if not worker.parked and not core.parking.park(worker):
             try:
-                token = self.channel.get_nowait()
+                token = self.channel.get(
+                    timeout=core.config.policy.interval if worker.burst else None
+                )
             except Empty:  # another worker took it meanwhile
                 return None
             return core.next_task(worker, token)

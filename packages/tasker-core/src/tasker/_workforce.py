@@ -144,6 +144,8 @@ class Workforce:
     def exited(self, worker: Worker) -> None:
         """A worker's loop returned."""
         core = self._core
+        if worker.parked or worker.handoff is not None:  # it left parked: nothing waits on it
+            core.parking.leave(worker)
         with core._lock:
             core.workers.remove(worker)
         core.telemetry.worker_stopped(worker.worker_id)
