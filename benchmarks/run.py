@@ -15,7 +15,7 @@ The driver prints one comparison table to stdout (`reporter.py`), progress to st
 writes every figure (medians and raw runs) and every target's check as JSON to
 `benchmarks/results/latest.json`.
 
-    python benchmarks/run.py                  # everything, about 3 minutes on 2 cores
+    python benchmarks/run.py                  # everything, 3-4 minutes on 2 cores
     python benchmarks/run.py --quick          # one small pass (a few seconds), for smoke tests
     python benchmarks/run.py --only a.tpe a.tasker
 """
